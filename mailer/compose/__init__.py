@@ -1,0 +1,1 @@
+"""Campaign blueprints to message bytes: load, validate, compile once, fill per recipient."""

@@ -1,0 +1,1 @@
+"""Opens, clicks, unsubscribes, bounces and complaints: recorded through one write path."""

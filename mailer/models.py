@@ -1,0 +1,357 @@
+"""SQLModel tables and the status enums they use: the single description of what is stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, also on SQLite, which forgets the zone."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _status(default: Any, length: int = 16) -> Any:
+    # Stored as plain strings, not database ENUM types, so adding a state is not a migration.
+    return Field(default=default, sa_type=sa.String(length), index=True)
+
+
+class LibraryType(StrEnum):
+    REGIONAL = "krajska"
+    CITY = "mestska"
+    VILLAGE = "obecni"
+    RESEARCH = "vedecka"
+    UNIVERSITY = "univerzitni"
+    SPECIAL = "odborna"
+
+
+LIBRARY_TYPE_LABELS: dict[LibraryType, str] = {
+    LibraryType.REGIONAL: "krajská",
+    LibraryType.CITY: "městská",
+    LibraryType.VILLAGE: "obecní/místní",
+    LibraryType.RESEARCH: "vědecká",
+    LibraryType.UNIVERSITY: "univerzitní",
+    LibraryType.SPECIAL: "odborná",
+}
+
+REGIONS: tuple[str, ...] = (
+    "Hlavní město Praha",
+    "Středočeský kraj",
+    "Jihočeský kraj",
+    "Plzeňský kraj",
+    "Karlovarský kraj",
+    "Ústecký kraj",
+    "Liberecký kraj",
+    "Královéhradecký kraj",
+    "Pardubický kraj",
+    "Kraj Vysočina",
+    "Jihomoravský kraj",
+    "Olomoucký kraj",
+    "Zlínský kraj",
+    "Moravskoslezský kraj",
+)
+
+
+class ContactStatus(StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class LegalBasis(StrEnum):
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    CONSENT = "consent"
+
+
+class Topic(StrEnum):
+    MEMBERSHIP = "membership"
+    EVENTS = "events"
+    NEWSLETTER = "newsletter"
+
+
+TOPIC_LABELS: dict[Topic, str] = {
+    Topic.MEMBERSHIP: "Členství a nábor",
+    Topic.EVENTS: "Akce, workshopy a konference",
+    Topic.NEWSLETTER: "Zpravodaj",
+}
+
+
+class RunStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class EventKind(StrEnum):
+    OPEN = "open"
+    CLICK = "click"
+    WEB_VIEW = "web_view"
+    UNSUBSCRIBE = "unsubscribe"
+    RESUBSCRIBE = "resubscribe"
+    TOPIC_OPT_OUT = "topic_opt_out"
+    TOPIC_OPT_IN = "topic_opt_in"
+    BOUNCE_HARD = "bounce_hard"
+    BOUNCE_SOFT = "bounce_soft"
+    COMPLAINT = "complaint"
+    REGISTERED = "registered"
+    JOINED = "joined"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    LAUNCHED = "launched"
+    LATE = "late"
+    MISSED = "missed"
+    FAILED = "failed"
+
+
+class UserRole(StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+class Library(SQLModel, table=True):
+    __table_args__ = (sa.Index("ix_library_name_town", "name", "town"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=300)
+    siglum: str | None = Field(default=None, max_length=16, unique=True)
+    library_type: str = Field(sa_type=sa.String(16), index=True)
+    region: str = Field(max_length=40, index=True)
+    town: str = Field(default="", max_length=120, index=True)
+    is_member: bool = Field(default=False, index=True)
+    member_since: int | None = None
+    # When membership was recorded here (import or console): reminders stop for the library.
+    joined_at: datetime | None = _when(default=None)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # Normalised by email-validator: the identity of a contact.
+    email: str = Field(max_length=320, unique=True)
+    first_name: str = Field(default="", max_length=120)
+    last_name: str = Field(default="", max_length=120)
+    role: str = Field(default="", max_length=120)
+    gender: str | None = Field(default=None, max_length=1)  # "f", "m" or unknown
+    # Staff-written salutation that wins over the computed vocative.
+    salutation: str | None = Field(default=None, max_length=200)
+    library_id: int | None = Field(default=None, foreign_key="library.id", index=True)
+    status: str = _status(ContactStatus.ACTIVE)
+    status_changed_at: datetime | None = _when(default=None)
+    status_reason: str | None = Field(default=None, max_length=500)
+    legal_basis: str | None = Field(default=None, sa_type=sa.String(24), index=True)
+    soft_bounces: int = 0
+    last_soft_bounce_at: datetime | None = _when(default=None)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class LegalBasisRecord(SQLModel, table=True):
+    """Evidence of why a contact may be mailed: kept as history, never overwritten."""
+
+    __tablename__ = "legal_basis_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    basis: str = Field(sa_type=sa.String(24))
+    source: str = Field(max_length=300)
+    evidence: str | None = Field(default=None, max_length=2000)
+    recorded_at: datetime = _when(default_factory=utcnow)
+    withdrawn_at: datetime | None = _when(default=None)
+
+
+class TopicOptOut(SQLModel, table=True):
+    """A contact receives every topic except those listed here."""
+
+    __tablename__ = "topic_opt_out"
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, ondelete="CASCADE")
+    topic: str = Field(sa_type=sa.String(16), primary_key=True)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class Tag(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80, unique=True)
+
+
+class ContactTag(SQLModel, table=True):
+    __tablename__ = "contact_tag"
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, ondelete="CASCADE")
+    tag_id: int = Field(foreign_key="tag.id", primary_key=True, index=True, ondelete="CASCADE")
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses never to be mailed again. Only a hash is kept, so it survives erasure."""
+
+    address_hash: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=32)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class SavedSegment(SQLModel, table=True):
+    __tablename__ = "saved_segment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    """One send of one campaign step. Its content is frozen at launch so what went out can be
+    shown later, whatever happens to the blueprint."""
+
+    __table_args__ = (sa.UniqueConstraint("campaign", "step", name="uq_run_campaign_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=120, index=True)
+    step: str = Field(default="launch", max_length=60)
+    status: str = _status(RunStatus.SCHEDULED)
+    status_reason: str | None = Field(default=None, max_length=1000)
+    content: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    recipients: int = 0
+    scheduled_for: datetime | None = _when(default=None)
+    late: bool = False
+    created_by: str | None = Field(default=None, max_length=320)
+    created_at: datetime = _when(default_factory=utcnow)
+    started_at: datetime | None = _when(default=None)
+    finished_at: datetime | None = _when(default=None)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """The queue: one row per recipient of a run, claimed by workers."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "contact_id", name="uq_outbox_run_contact"),
+        # The claim query: due rows of one state, oldest first.
+        sa.Index("ix_outbox_claim", "status", "next_attempt_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    email: str = Field(max_length=320)
+    status: str = Field(default=MessageStatus.QUEUED, sa_type=sa.String(16))
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(default=None)
+    lease_until: datetime | None = _when(default=None)
+    worker: str | None = Field(default=None, max_length=120)
+    sent_at: datetime | None = _when(default=None)
+    smtp_response: str | None = Field(default=None, max_length=1000)
+    error: str | None = Field(default=None, max_length=1000)
+    # Claimed again after its worker died mid-transaction: it may have been delivered twice.
+    possible_duplicate: bool = False
+
+
+class Event(SQLModel, table=True):
+    """Raw events (opens, clicks, unsubscribes, bounces…), written only by mailer.events.record."""
+
+    __table_args__ = (
+        sa.Index("ix_event_run_kind", "run_id", "kind"),
+        sa.Index("ix_event_contact_kind", "contact_id", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_type=sa.String(16))
+    occurred_at: datetime = _when(default_factory=utcnow)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    outbox_id: int | None = Field(default=None, index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
+    link_index: int | None = None
+    is_machine: bool = False
+    machine_reason: str | None = Field(default=None, max_length=80)
+    user_agent: str | None = Field(default=None, max_length=500)
+    ip: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class ScheduledStep(SQLModel, table=True):
+    """What the scheduler owes: each launch and reminder step exactly once."""
+
+    __tablename__ = "scheduled_step"
+    __table_args__ = (sa.UniqueConstraint("campaign", "step", name="uq_step_campaign_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=120)
+    step: str = Field(max_length=60)
+    due_at: datetime = _when()
+    status: str = _status(StepStatus.PENDING)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    launched_at: datetime | None = _when(default=None)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class User(SQLModel, table=True):
+    """Staff who sign in to the console."""
+
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(default=UserRole.VIEWER, sa_type=sa.String(16))
+    password_hash: str = Field(max_length=300)
+    created_at: datetime = _when(default_factory=utcnow)
+    last_login_at: datetime | None = _when(default=None)
+    failed_logins: int = 0
+    locked_until: datetime | None = _when(default=None)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who launched, paused, exported or erased what, and when."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=60)
+    target: str = Field(default="", max_length=300)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

@@ -1,0 +1,73 @@
+"""The one place configuration is read: environment variables (or `.env`) into `Settings`."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Embedded defaults: SQLite in the data directory and a capture transport, so nothing leaves
+    the machine until production points DATABASE_URL and SMTP_URL elsewhere."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "var", alias="SDRUK_DATA_DIR")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    smtp_url: str = Field(default="", alias="SMTP_URL")
+    base_url: str = Field(default="http://127.0.0.1:8000", alias="BASE_URL")
+    secret_key: str = Field(default="", alias="SECRET_KEY")
+    # Keys retired by rotation: tokens signed with them still verify.
+    previous_secret_keys: list[str] = Field(default_factory=list, alias="PREVIOUS_SECRET_KEYS")
+    campaigns_dir: Path = Field(default=PROJECT_ROOT / "campaigns", alias="SDRUK_CAMPAIGNS_DIR")
+    templates_dir: Path = Field(default=PROJECT_ROOT / "templates", alias="SDRUK_TEMPLATES_DIR")
+    timezone: str = Field(default="Europe/Prague", alias="SDRUK_TIMEZONE")
+
+    # Sender identity, printed in every footer (Czech law: name, IČO, seat).
+    sender_name: str = Field(default="Sdružení knihoven ČR", alias="SENDER_NAME")
+    sender_email: str = Field(default="sdruk@sdruk.cz", alias="SENDER_EMAIL")
+    sender_domain: str = Field(default="sdruk.cz", alias="SENDER_DOMAIN")
+    sender_web: str = Field(default="https://www.sdruk.cz", alias="SENDER_WEB")
+    # Placeholders until the association confirms them; the footer shows them as they are.
+    sender_ico: str = Field(default="[IČO – doplnit]", alias="SENDER_ICO")
+    sender_seat: str = Field(default="[sídlo – doplnit], Praha", alias="SENDER_SEAT")
+    # Return path (VERP) and the List-Unsubscribe mailto address are served by `sdruk inbound`.
+    bounce_domain: str = Field(default="bounces.sdruk.cz", alias="BOUNCE_DOMAIN")
+    unsubscribe_mailbox: str = Field(default="unsubscribe", alias="UNSUBSCRIBE_MAILBOX")
+
+    dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
+    dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'sdruk.db'}"
+
+    def resolved_smtp_url(self) -> str:
+        if self.smtp_url:
+            return self.smtp_url
+        return f"capture://{self.data_dir / 'outbox'}"
+
+    def signing_keys(self) -> list[bytes]:
+        """Current key first, then retired ones. Without SECRET_KEY the embedded default keeps
+        a random key in the data directory, so tokens survive restarts."""
+        current = self.secret_key
+        if not current:
+            key_file = self.data_dir / "secret.key"
+            if not key_file.exists():
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                key_file.write_text(secrets.token_urlsafe(32))
+                key_file.chmod(0o600)
+            current = key_file.read_text().strip()
+        return [k.encode() for k in [current, *self.previous_secret_keys]]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The web app: one-click unsubscribe, preferences, tracking, web version and staff console."""
