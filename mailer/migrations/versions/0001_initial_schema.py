@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 22:09:27.369003
+Create Date: 2026-11-24 22:11:16.750015
 """
 from collections.abc import Sequence
 
