@@ -21,6 +21,7 @@ system:
 run: setup
 	$(BIN)/sdruk db upgrade
 	$(BIN)/sdruk demo
+	$(BIN)/sdruk users demo-admin
 	$(BIN)/python schedule.py
 
 test: setup system

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -168,10 +169,21 @@ class Library(SQLModel, table=True):
     updated_at: datetime = _when(default_factory=utcnow)
 
 
+def _email_hash(context: Any) -> str:
+    # Same as mailer.audience.contacts.address_hash (identity is the lowercased address).
+    email = context.get_current_parameters()["email"].strip().lower()
+    return hashlib.sha256(email.encode()).hexdigest()
+
+
 class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # Normalised by email-validator: the identity of a contact.
     email: str = Field(max_length=320, unique=True)
+    # sha256 of `email` (mailer.audience.contacts.address_hash), filled on insert when not
+    # given: segments join the suppression list on it.
+    address_hash: str | None = Field(
+        default=None, max_length=64, index=True, sa_column_kwargs={"default": _email_hash}
+    )
     first_name: str = Field(default="", max_length=120)
     last_name: str = Field(default="", max_length=120)
     role: str = Field(default="", max_length=120)

@@ -40,6 +40,21 @@ class Settings(BaseSettings):
     # Return path (VERP) and the List-Unsubscribe mailto address are served by `sdruk inbound`.
     bounce_domain: str = Field(default="bounces.sdruk.cz", alias="BOUNCE_DOMAIN")
     unsubscribe_mailbox: str = Field(default="unsubscribe", alias="UNSUBSCRIBE_MAILBOX")
+    # Where `sdruk inbound` (and schedule.py's inbound role) listens; the MX of BOUNCE_DOMAIN
+    # forwards to it (or it listens on port 25 itself).
+    inbound_host: str = Field(default="127.0.0.1", alias="INBOUND_HOST")
+    inbound_port: int = Field(default=2525, alias="INBOUND_PORT")
+    # A mailbox that soft-bounces this many times, spread over at least this many days, is
+    # treated as dead (suppressed): one full mailbox on a holiday week must not end a contact.
+    soft_bounce_limit: int = Field(default=3, alias="SOFT_BOUNCE_LIMIT")
+    soft_bounce_days: int = Field(default=7, alias="SOFT_BOUNCE_DAYS")
+
+    # Scheduler: a step due while the scheduler was down still runs (reported late) within
+    # this grace; beyond it the step is reported missed, never silently dropped.
+    launch_grace_hours: float = Field(default=24.0, alias="SDRUK_LAUNCH_GRACE_HOURS")
+    scheduler_tick_seconds: float = Field(default=30.0, alias="SDRUK_SCHEDULER_TICK_SECONDS")
+    # How often a standby scheduler tries to become the active one (takeover within a minute).
+    standby_poll_seconds: float = Field(default=15.0, alias="SDRUK_STANDBY_POLL_SECONDS")
 
     dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from mailer.cli import campaigns as campaigns_cli
+from mailer.cli import contacts as contacts_cli
 from mailer.cli import db as db_cli
+from mailer.cli import demo as demo_cli
+from mailer.cli import inbound as inbound_cli
+from mailer.cli import launch as launch_cli  # noqa: F401  (adds `campaigns launch`)
+from mailer.cli import runs as runs_cli
+from mailer.cli import schedule as schedule_cli
+from mailer.cli import segments as segments_cli
+from mailer.cli import send as send_cli
+from mailer.cli import stats as stats_cli  # noqa: F401  (adds `runs stats`)
+from mailer.cli import users as users_cli
+from mailer.cli import web as web_cli
 
 app = typer.Typer(
     help="SDRUK Campaigns – e-mailové kampaně Sdružení knihoven ČR.",
@@ -12,6 +24,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_cli.app, name="db")
+app.add_typer(contacts_cli.app, name="contacts")
+app.add_typer(segments_cli.app, name="segments")
+app.command("demo")(demo_cli.demo)
+app.command("schedule")(schedule_cli.schedule_cmd)
+app.add_typer(schedule_cli.registrations_app, name="registrations")
+app.add_typer(users_cli.app, name="users")
+app.command("web")(web_cli.web)
+app.command("inbound")(inbound_cli.inbound)
+app.add_typer(campaigns_cli.app, name="campaigns")
+app.add_typer(runs_cli.app, name="runs")
+app.command("send")(send_cli.send)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 22:11:16.750015
+Create Date: 2026-11-24 22:13:58.367156
 """
 from collections.abc import Sequence
 
@@ -113,6 +113,7 @@ def upgrade() -> None:
     op.create_table('contact',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('address_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('first_name', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
     sa.Column('last_name', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
@@ -132,6 +133,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('email')
     )
     with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contact_address_hash'), ['address_hash'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_legal_basis'), ['legal_basis'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_library_id'), ['library_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_status'), ['status'], unique=False)
@@ -263,6 +265,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_contact_status'))
         batch_op.drop_index(batch_op.f('ix_contact_library_id'))
         batch_op.drop_index(batch_op.f('ix_contact_legal_basis'))
+        batch_op.drop_index(batch_op.f('ix_contact_address_hash'))
 
     op.drop_table('contact')
     op.drop_table('tag')

@@ -1,0 +1,325 @@
+"""Delivery benchmark: a whole run, end to end, against Postfix's `smtp-sink` on loopback.
+
+Measured route: N recipients of the ~30 KB newsletter (bench/compose.py's blueprint) are launched
+into the outbox (SQLite, the embedded default), then one worker claims, composes, sends over a
+pool of persistent aiosmtplib connections and records every state, until the run is sent.
+Reference, in the same run: Postfix's `smtp-source` sends the same number of messages of the
+same size at the same concurrency (persistent connections, -d) to the same sink.
+Also measured: the same pipeline through aiosmtplib's own `sendmail` (which re-fixes line endings
+and dot-stuffs with regular expressions), and the peak memory (RSS) of a 1,000,000-recipient run
+in a subprocess: launch + claim + compose + record into a null transport (no SMTP, so that the
+bench stays within minutes; the SMTP pool holds only `concurrency` connections whatever N is).
+Goals (issue 4): ≥ 50 % of smtp-source's rate; < 250 MB for a million recipients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _setup_env(root: Path) -> None:
+    os.environ["SDRUK_CAMPAIGNS_DIR"] = str(root / "campaigns")
+    os.environ["SDRUK_DATA_DIR"] = str(root / "var")
+    os.environ["DATABASE_URL"] = f"sqlite:///{root / 'var' / 'bench.db'}"
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key")
+    os.environ.pop("DKIM_SELECTOR", None)
+    from mailer import db
+    from mailer.settings import get_settings
+
+    get_settings.cache_clear()
+    db._engine_for.cache_clear()
+
+
+def _prepare(root: Path, recipients: int) -> str:
+    """Schema, the newsletter blueprint and `recipients` member contacts; returns the slug."""
+    from bench.compose import build_newsletter
+    from mailer.db import get_engine
+    from mailer.migrations import upgrade
+
+    _setup_env(root)
+    slug = build_newsletter(root / "campaigns")
+    engine = get_engine()
+    upgrade(engine)
+    engine.dispose()
+    # Plain sqlite3 and a generator: a million contacts without holding them in memory.
+    conn = sqlite3.connect(root / "var" / "bench.db")
+    now = "2026-11-01 08:00:00.000000"
+    cur = conn.execute(
+        "INSERT INTO library (name, library_type, region, town, is_member, created_at, "
+        "updated_at) VALUES ('Městská knihovna v Praze', 'mestska', 'Hlavní město Praha', "
+        "'Praha', 1, ?, ?)",
+        (now, now),
+    )
+    library_id = cur.lastrowid
+
+    def rows() -> Any:
+        for i in range(recipients):
+            email = f"ctenar{i}@knihovna{i % 997}.cz"
+            yield (
+                email,
+                hashlib.sha256(email.encode()).hexdigest(),
+                "Jana",
+                "Nováková",
+                "ředitelka",
+                "f",
+                library_id,
+                now,
+                now,
+            )
+
+    conn.executemany(
+        "INSERT INTO contact (email, address_hash, first_name, last_name, role, gender, "
+        "library_id, status, legal_basis, soft_bounces, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', 'legitimate_interest', 0, ?, ?)",
+        rows(),
+    )
+    conn.commit()
+    conn.close()
+    return slug
+
+
+def _launch(slug: str) -> tuple[int, int, float]:
+    from mailer.compose.campaigns import load_blueprint
+    from mailer.db import get_engine
+    from mailer.delivery.runs import launch
+
+    started = time.perf_counter()
+    result = launch(get_engine(), load_blueprint(slug))
+    return result.run_id, result.recipients, time.perf_counter() - started
+
+
+def _send(
+    url: str, concurrency: int, batch: int, limit: int | None = None
+) -> tuple[Any, float, float]:
+    """Drain the outbox (or stop gracefully after `limit` messages)."""
+    from mailer.db import get_engine
+    from mailer.delivery.send import Stats, WorkerOptions, drain, run
+    from mailer.delivery.transport import transport_from_url
+
+    transport = transport_from_url(url, concurrency=concurrency)
+    options = WorkerOptions(worker_id="bench", batch_size=batch)
+
+    async def go() -> Stats:
+        stop = asyncio.Event()
+
+        def enough(stats: Stats) -> None:
+            if limit is not None and stats.sent >= limit:
+                stop.set()
+
+        return await drain(get_engine(), transport, options, stop=stop, on_progress=enough)
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    stats = (run if os.environ.get("BENCH_LOOP") != "asyncio" else asyncio.run)(go())
+    return stats, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _message_size(root: Path, slug: str) -> int:
+    from mailer.compose.campaigns import load_blueprint
+    from mailer.compose.render import Composer, Recipient, freeze
+
+    composer = Composer(freeze(load_blueprint(slug)), 1)
+    person = Recipient(outbox_id=1, email="ctenar@knihovna.cz", first_name="Jana")
+    return len(composer.message(person).data)
+
+
+def _start_sink(port: int) -> subprocess.Popen[bytes]:
+    command = ["smtp-sink"]
+    if os.geteuid() == 0:
+        command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
+    command += [f"127.0.0.1:{port}", "1000"]
+    sink = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return sink
+        except OSError:
+            time.sleep(0.05)
+    sink.kill()
+    raise RuntimeError("smtp-sink did not start")
+
+
+def _smtp_source(port: int, messages: int, size: int, concurrency: int) -> float:
+    command = [
+        "smtp-source", "-d", "-s", str(concurrency), "-m", str(messages), "-l", str(size),
+        "-f", "bounce@bounces.sdruk.cz", "-t", "ctenar@knihovna.cz", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def memory_run(recipients: int, batch: int, send: int) -> None:
+    """Child process: launch a run of `recipients` and send `send` of them into the null
+    transport; print the peak RSS of launch + send (contacts are inserted by another process).
+    Nothing in the worker grows with the number sent (counters only), so the first hundred
+    thousand show the steady state without spending minutes on the rest."""
+    import resource
+
+    root = Path(tempfile.mkdtemp(prefix="sdruk-bench-1m-"))
+    try:
+        prep = subprocess.run(
+            [sys.executable, "-m", "bench.delivery", "--prepare-only", str(root), str(recipients)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        slug = prep.stdout.strip().splitlines()[-1]
+        _setup_env(root)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _, count, launch_s = _launch(slug)
+        after_launch = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        stats, wall, _cpu = _send("null://", 16, batch, limit=send)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(
+            json.dumps(
+                {
+                    "recipients": count,
+                    "sent": stats.sent,
+                    "launch_s": launch_s,
+                    "send_s": wall,
+                    "rss_start_kb": base,
+                    "rss_after_launch_kb": after_launch,
+                    "rss_peak_kb": peak,
+                }
+            )
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench delivery", description=__doc__)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--sendmail-share", type=float, default=0.25, help="of N, via sendmail")
+    parser.add_argument("--million", type=int, default=1_000_000, help="memory run (0: skip)")
+    parser.add_argument(
+        "--million-send", type=int, default=100_000, help="of the memory run, how many to send"
+    )
+    args = parser.parse_args(argv or [])
+
+    if not shutil.which("smtp-sink") or not shutil.which("smtp-source"):
+        print("smtp-sink/smtp-source chybí (balíček postfix): make system")
+        return
+    n, c = args.recipients, args.concurrency
+    port = _free_port()
+    sink = _start_sink(port)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sdruk-bench-") as tmp:
+            root = Path(tmp)
+            slug = _prepare(root, n)
+            size = _message_size(root, slug)
+            _, launched, launch_s = _launch(slug)
+            stats, wall, cpu = _send(f"smtp://127.0.0.1:{port}", c, args.batch)
+            assert stats.sent == launched == n, (stats, launched)
+            ours = n / wall
+
+            # The same pipeline through aiosmtplib's sendmail(), on a share of N.
+            m = max(int(n * args.sendmail_share), 100)
+            from mailer.db import get_engine
+            from mailer.delivery.runs import launch as launch_run
+
+            os.environ["DATABASE_URL"] = f"sqlite:///{root / 'var' / 'bench2.db'}"
+            shutil.copy(root / "var" / "bench.db", root / "var" / "bench2.db")
+            _setup_env(root)
+            engine = get_engine()
+            with engine.begin() as conn:
+                import sqlalchemy as sa
+
+                conn.execute(sa.text("DELETE FROM outbox_message"))
+                conn.execute(sa.text("DELETE FROM run"))
+                conn.execute(
+                    sa.text("UPDATE contact SET status = 'unsubscribed' WHERE id > :m"), {"m": m}
+                )
+            from mailer.compose.campaigns import load_blueprint
+
+            launch_run(engine, load_blueprint(slug))
+            slow, slow_wall, _ = _send(f"smtp://127.0.0.1:{port}?use_sendmail=true", c, args.batch)
+            assert slow.sent == m, slow
+            via_sendmail = m / slow_wall
+
+        source_s = _smtp_source(port, n, size, c)
+        reference = n / source_s
+    finally:
+        sink.terminate()
+        sink.wait(10)
+
+    memory: dict[str, Any] | None = None
+    if args.million:
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.delivery",
+                "--memory-run",
+                str(args.million),
+                str(min(args.million_send, args.million)),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        memory = json.loads(child.stdout.strip().splitlines()[-1])
+
+    print(
+        f"Běh {n:_} příjemců zpravodaje ({size / 1024:.1f} KB/zpráva), souběžnost {c}, "
+        f"SQLite; spuštění (materializace) {launch_s:.2f} s".replace("_", " ")
+    )
+    print(f"{'cesta':<58}{'zpráv/s':>10}{'čas':>9}")
+    rows = [
+        ("sdruk: fronta → compose → SMTP → stav (aiosmtplib, DATA)", ours, wall),
+        (
+            f"  totéž přes aiosmtplib sendmail() ({m:_} zpráv)".replace("_", " "),
+            via_sendmail,
+            slow_wall,
+        ),
+        ("reference: smtp-source -d (Postfix), stejná velikost", reference, source_s),
+    ]
+    for label, rate, seconds in rows:
+        print(f"{label:<58}{rate:>10_.0f}{seconds:>8.1f}s".replace("_", " "))
+    ratio = ours / reference
+    print(
+        f"poměr k smtp-source: {ratio:.0%} "
+        f"(cíl ≥ 50 %: {'splněno' if ratio >= 0.5 else 'NESPLNĚNO'}); "
+        f"CPU pracovníka {cpu / n * 1e6:.0f} µs/zprávu; sendmail() dává {via_sendmail / ours:.0%} "
+        "rychlosti naší cesty"
+    )
+    if memory:
+        peak_mb = memory["rss_peak_kb"] / 1024
+        verdict = "splněno" if peak_mb < 250 else "NESPLNĚNO"
+        print(
+            f"Paměť běhu {memory['recipients']:_} příjemců (spuštění všech, odeslání prvních "
+            f"{memory['sent']:_} do null://, bez SMTP): špička RSS {peak_mb:.0f} MB (po spuštění "
+            f"{memory['rss_after_launch_kb'] / 1024:.0f} MB, na začátku "
+            f"{memory['rss_start_kb'] / 1024:.0f} MB); spuštění {memory['launch_s']:.0f} s, "
+            f"odeslání {memory['send_s']:.0f} s; cíl < 250 MB: {verdict}".replace("_", " ")
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-run":
+        memory_run(int(sys.argv[2]), 1000, int(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--prepare-only":
+        print(_prepare(Path(sys.argv[2]), int(sys.argv[3])))
+    else:
+        main(sys.argv[1:])

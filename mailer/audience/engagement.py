@@ -1,0 +1,134 @@
+"""Engagement segment fields, relative to one campaign: received, opened, clicked, registered,
+joined. Reminder audiences use them ("received the launch, did not open, not registered").
+
+Opens and clicks count people only: events classified as machine (Apple Mail Privacy
+Protection, link scanners) are left out. A person's click or web-version view also proves an
+open, since many people read with images blocked and so never fetch the pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import aliased
+
+from mailer.audience.segments import FieldSpec, SegmentContext, register_field
+from mailer.models import Contact, Event, EventKind, Library, MessageStatus, OutboxMessage, Run
+
+__all__ = ["ENGAGEMENT_FIELDS"]
+
+
+def _c(column: Any) -> Any:
+    # SQLModel annotates columns with their Python types; this hands SQLAlchemy the column.
+    return column
+
+
+def _campaign_runs(context: SegmentContext, steps: Sequence[str] | None = None) -> sa.Select[Any]:
+    query = sa.select(_c(Run.id)).where(_c(Run.campaign) == context.campaign)
+    if steps is not None:
+        query = query.where(_c(Run.step).in_(list(steps)))
+    return query
+
+
+def _yes_no(values: Sequence[Any], exists: ColumnElement[bool]) -> ColumnElement[bool]:
+    # Bool fields get (True,), (False,) or both; the compiler wraps `not` around the result.
+    wanted = set(values)
+    if wanted == {True, False}:
+        return sa.true()
+    return exists if True in wanted else sa.not_(exists)
+
+
+def _received(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    """Got a sent message of the run of one of these steps of the campaign."""
+    return sa.exists().where(
+        _c(OutboxMessage.contact_id) == Contact.id,
+        _c(OutboxMessage.status) == MessageStatus.SENT.value,
+        _c(OutboxMessage.run_id).in_(_campaign_runs(context, [str(v) for v in values])),
+    )
+
+
+def _human_event(kinds: Sequence[EventKind], context: SegmentContext) -> ColumnElement[bool]:
+    return sa.exists().where(
+        _c(Event.contact_id) == Contact.id,
+        _c(Event.kind).in_([k.value for k in kinds]),
+        _c(Event.is_machine).is_(sa.false()),
+        _c(Event.run_id).in_(_campaign_runs(context)),
+    )
+
+
+def _opened(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    kinds = (EventKind.OPEN, EventKind.CLICK, EventKind.WEB_VIEW)
+    return _yes_no(values, _human_event(kinds, context))
+
+
+def _clicked(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    return _yes_no(values, _human_event((EventKind.CLICK,), context))
+
+
+def _registered(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    """A REGISTERED event for this campaign: from `sdruk registrations import` or from a
+    person's click on the registration link (the scheduler records those before a step)."""
+    exists = sa.exists().where(
+        _c(Event.contact_id) == Contact.id,
+        _c(Event.kind) == EventKind.REGISTERED.value,
+        sa.or_(
+            _c(Event.detail)["campaign"].as_string() == context.campaign,
+            _c(Event.run_id).in_(_campaign_runs(context)),
+        ),
+    )
+    return _yes_no(values, exists)
+
+
+def _joined(values: Sequence[Any], _context: SegmentContext) -> ColumnElement[bool]:
+    """The contact's library is a member (recorded by import or in the console), or membership
+    was recorded as a JOINED event of any contact of the same library: a library that joined
+    stops receiving recruitment reminders at all its addresses."""
+    # Aliases keep these subqueries from correlating with the Library and Contact that
+    # recipients_select already has in its FROM clause.
+    library = aliased(Library)
+    colleague = aliased(Contact)
+    member = sa.exists().where(
+        _c(library.id) == Contact.library_id, _c(library.is_member).is_(sa.true())
+    )
+    joined_event = sa.exists().where(
+        _c(Event.kind) == EventKind.JOINED.value,
+        sa.or_(
+            _c(Event.contact_id) == Contact.id,
+            _c(Event.contact_id).in_(
+                sa.select(_c(colleague.id)).where(
+                    _c(colleague.library_id) == Contact.library_id,
+                    _c(colleague.library_id).is_not(None),
+                )
+            ),
+        ),
+    )
+    return _yes_no(values, sa.or_(member, joined_event))
+
+
+ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
+    "received": FieldSpec(
+        "dostal(a) zprávu daného kroku kampaně (např. „launch“)", _received, needs_campaign=True
+    ),
+    "opened": FieldSpec(
+        "otevřel(a) některou zprávu kampaně (jen lidé, ne roboti)",
+        _opened,
+        kind="bool",
+        needs_campaign=True,
+    ),
+    "clicked": FieldSpec(
+        "klikl(a) na odkaz v kampani (jen lidé, ne skenery odkazů)",
+        _clicked,
+        kind="bool",
+        needs_campaign=True,
+    ),
+    "registered": FieldSpec(
+        "zaregistroval(a) se na akci kampaně", _registered, kind="bool", needs_campaign=True
+    ),
+    "joined": FieldSpec("knihovna kontaktu vstoupila do SDRUK", _joined, kind="bool"),
+}
+
+for _name, _spec in ENGAGEMENT_FIELDS.items():
+    register_field(_name, _spec)

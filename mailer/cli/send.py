@@ -1,0 +1,146 @@
+"""`sdruk send`: the delivery worker – sends due outbox messages until stopped, or until
+nothing is due with --drain; a live progress bar when run in a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mailer.cli.contacts import require_schema
+from mailer.db import get_engine
+from mailer.delivery import outbox as ob
+from mailer.delivery.send import (
+    Stats,
+    WorkerOptions,
+    default_worker_id,
+    drain,
+    run,
+    work_forever,
+)
+from mailer.delivery.transport import Transport, TransportConfigError, transport_from_url
+from mailer.settings import get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _pending_now() -> int:
+    o = ob.outbox
+    sendable = sa.select(ob.runs.c.id).where(ob.runs.c.status.in_(ob.SENDABLE_RUNS))
+    with get_engine().connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    o.c.status.in_(ob.PENDING), o.c.run_id.in_(sendable.scalar_subquery())
+                )
+            ).scalar_one()
+        )
+
+
+def send(
+    drain_only: Annotated[
+        bool, typer.Option("--drain", help="Skončit, jakmile nic nečeká na odeslání.")
+    ] = False,
+    worker_id: Annotated[
+        str | None,
+        typer.Option(help="Jméno pracovníka (jedinečné mezi běžícími; výchozí stroj:pid)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Počet souběžných SMTP spojení (přebije SMTP_URL).")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Nejvýš zpráv za sekundu.")] = None,
+    rate_hour: Annotated[float | None, typer.Option(help="Nejvýš zpráv za hodinu.")] = None,
+    domain_concurrency: Annotated[
+        int | None, typer.Option(help="Nejvýš souběžných spojení na jednu cílovou doménu.")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Kolik zpráv brát z fronty najednou.")] = 200,
+    lease: Annotated[
+        float, typer.Option(help="Po kolika sekundách bez známky života převezme zprávy jiný.")
+    ] = 120.0,
+    max_attempts: Annotated[int, typer.Option(help="Pokusů při dočasné chybě.")] = 5,
+    retry_base: Annotated[
+        float, typer.Option(help="První opakování po tolika sekundách, pak dvojnásobně.")
+    ] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Souhrn na konci jako JSON.")] = False,
+) -> None:
+    """Odesílá zprávy z fronty (SMTP_URL; výchozí capture:// nic neposílá ven)."""
+    require_schema()
+    settings = get_settings()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        transport = transport_from_url(settings.resolved_smtp_url(), concurrency=concurrency)
+    except TransportConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    options = WorkerOptions(
+        worker_id=worker_id or default_worker_id(),
+        batch_size=batch,
+        lease_seconds=lease,
+        max_attempts=max_attempts,
+        retry_base_seconds=retry_base,
+        rate_per_second=rate,
+        rate_per_hour=rate_hour,
+        domain_concurrency=domain_concurrency,
+    )
+    live = sys.stdout.isatty() and not as_json
+    if not as_json:
+        mode = "do vyprázdnění fronty" if drain_only else "dokud nebude zastaven (Ctrl+C)"
+        console.print(f"Odesílám přes {transport.describe()}, {mode}.")
+    stats = run(_work(transport, options, drain_only, live))
+    if as_json:
+        typer.echo(json.dumps(stats.as_json(), ensure_ascii=False))
+        return
+    console.print(
+        f"Odesláno {stats.sent}, k opakování {stats.retried}, selhalo {stats.failed} "
+        f"(neexistující adresy {stats.bounced}), přeskočeno {stats.skipped}."
+    )
+    if stats.reclaimed:
+        console.print(
+            f"[yellow]Převzato po pádu pracovníka: {stats.reclaimed} zpráv[/yellow] "
+            f"(z nich odesláno znovu a možná dvakrát: {stats.sent_possible_duplicates})."
+        )
+    for run_id, reason in stats.paused_runs.items():
+        console.print(f"[red]Rozesílka {run_id} pozastavena:[/red] {reason}")
+
+
+async def _work(
+    transport: Transport, options: WorkerOptions, drain_only: bool, live: bool
+) -> Stats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Graceful: stop claiming, let transactions in flight finish, give back the rest.
+        loop.add_signal_handler(sig, stop.set)
+    engine = get_engine()
+    runner = drain if drain_only else work_forever
+    if not live:
+        return await runner(engine, transport, options, stop=stop)
+    total = await asyncio.to_thread(_pending_now)
+    with Progress(
+        TextColumn("Odesílám"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("send", total=total or None, detail="")
+
+        def update(stats: Stats) -> None:
+            done = stats.settled
+            if done > (bar.tasks[0].total or 0):
+                bar.update(task, total=done)
+            detail = f"chyby {stats.failed}, opakovat {stats.retried}, přeskočeno {stats.skipped}"
+            bar.update(task, completed=done, detail=detail)
+
+        return await runner(engine, transport, options, stop=stop, on_progress=update)

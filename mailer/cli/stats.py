@@ -1,0 +1,122 @@
+"""`sdruk runs stats ID [--json]`: the results of one run, added onto the `runs` group."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mailer.cli.contacts import require_schema
+from mailer.cli.runs import app
+from mailer.db import get_engine, session_scope
+from mailer.delivery.runs import status_label
+from mailer.events.stats import GroupStats, RunNotFound, RunStats, run_stats
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %".replace(".", ",") if whole else "–"
+
+
+def _summary(stats: RunStats) -> Table:
+    status = status_label(stats.status)
+    table = Table(title=f"Běh {stats.run_id}: {stats.campaign} / {stats.step} ({status})")
+    table.add_column("Ukazatel")
+    table.add_column("Počet", justify="right")
+    table.add_column("Podíl z odeslaných", justify="right")
+    rows = [
+        ("Příjemci", stats.recipients, None),
+        ("Odesláno", stats.sent, None),
+        ("Čeká na odeslání", stats.queued, None),
+        ("Selhalo", stats.failed, None),
+        ("Vynecháno", stats.skipped, None),
+        (
+            "Nedoručeno (trvale / dočasně)",
+            stats.bounced,
+            f"{stats.hard_bounces} / {stats.soft_bounces}",
+        ),
+        ("Otevřeli lidé (unikátní)", stats.unique_human_opens, True),
+        ("Otevření stroji (Apple MPP, skenery)", stats.machine_opens, None),
+        ("Klikli lidé (unikátní)", stats.unique_human_clicks, True),
+        ("Kliknutí strojů (bezpečnostní brány)", stats.machine_clicks, None),
+        ("Webová verze", stats.web_views, None),
+        ("Odhlášení", stats.unsubscribes, True),
+        ("Stížnosti na spam", stats.complaints, True),
+    ]
+    for label, value, share in rows:
+        if isinstance(share, str):
+            table.add_row(label, f"{value} ({share})", _percent(value, stats.sent))
+        else:
+            table.add_row(label, str(value), _percent(value, stats.sent) if share else "")
+    return table
+
+
+def _links(stats: RunStats) -> Table:
+    table = Table(title="Kliknutí podle odkazu")
+    table.add_column("#", justify="right")
+    table.add_column("Odkaz")
+    table.add_column("Lidé", justify="right")
+    table.add_column("Kliknutí lidí", justify="right")
+    table.add_column("Kliknutí strojů", justify="right")
+    for link in stats.links:
+        table.add_row(
+            str(link.index + 1),
+            link.url,
+            str(link.people),
+            str(link.human_clicks),
+            str(link.machine_clicks),
+        )
+    return table
+
+
+def _groups(title: str, groups: list[GroupStats]) -> Table:
+    table = Table(title=title)
+    for name in ("", "Příjemci", "Odesláno", "Otevřeli", "Klikli", "Odhlásili", "Nedoručeno"):
+        table.add_column(name, justify="left" if not name else "right")
+    table.add_column("Stížnosti", justify="right")
+    for g in groups:
+        table.add_row(
+            g.label,
+            str(g.recipients),
+            str(g.sent),
+            f"{g.opened} ({_percent(g.opened, g.sent)})",
+            f"{g.clicked} ({_percent(g.clicked, g.sent)})",
+            str(g.unsubscribed),
+            str(g.bounced),
+            str(g.complained),
+        )
+    return table
+
+
+@app.command("stats")
+def stats_cmd(
+    run_id: Annotated[int, typer.Argument(help="Číslo běhu (viz sdruk runs list).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Výstup jako JSON.")] = False,
+) -> None:
+    """Výsledky běhu: doručení, otevření a kliknutí lidí (stroje zvlášť), odhlášení."""
+    require_schema()
+    try:
+        with session_scope(get_engine()) as session:
+            stats = run_stats(session, run_id)
+    except RunNotFound:
+        err.print(f"[red]Běh {run_id} neexistuje.[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(stats.as_json(), ensure_ascii=False, indent=2))
+        return
+    console.print(_summary(stats))
+    if stats.tracking != "individual":
+        console.print(
+            f"Měření je „{stats.tracking}“: unikátní otevření a rozpad podle knihoven "
+            "nejsou k dispozici; otevření lidí celkem: "
+            f"{stats.human_opens}, kliknutí lidí celkem: {stats.human_clicks}."
+        )
+    if stats.links:
+        console.print(_links(stats))
+    console.print(_groups("Podle typu knihovny", stats.by_library_type))
+    console.print(_groups("Podle kraje", stats.by_region))

@@ -1,0 +1,365 @@
+"""Campaign blueprints: `campaigns/<slug>/campaign.toml` read into typed models, and step times.
+
+A blueprint says what is sent (subject, body file), to whom (segment, reminder audiences),
+from whom, and when (the launch `send_at`, and each reminder's offset after the launch,
+before the event, or fixed moment). Times in the TOML are local times in Europe/Prague.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mailer.compose.czech import PRAGUE
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
+STEP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
+_DURATION_RE = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*min)?\s*$")
+
+
+class BlueprintError(ValueError):
+    """A blueprint that cannot be loaded; `check` reports the details with lines."""
+
+
+class Kind(StrEnum):
+    RECRUITMENT = "recruitment"
+    EVENT = "event"
+    NEWSLETTER = "newsletter"
+
+
+class Tracking(StrEnum):
+    INDIVIDUAL = "individual"  # opens and clicks tied to the recipient
+    ANONYMOUS = "anonymous"  # counted per run only
+    OFF = "off"  # no pixel, links go straight to their target
+
+
+def parse_duration(value: Any) -> timedelta:
+    """ "10d", "36h", "1d 12h", "90min" (TOML has no duration type)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(days=value)
+    if not isinstance(value, str):
+        raise ValueError('doba se píše jako text, např. "10d", "36h" nebo "1d 12h"')
+    match = _DURATION_RE.match(value)
+    if not match or not any(match.groups()):
+        raise ValueError(f'neznámý zápis doby {value!r}; použijte např. "10d", "36h", "1d 12h"')
+    days, hours, minutes = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+def local_datetime(value: Any) -> datetime:
+    """A TOML date-time as an aware datetime: local times are Europe/Prague."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time(9, 0))
+    if not isinstance(value, datetime):
+        raise ValueError("očekávám datum a čas, např. 2026-11-26T09:00:00")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=PRAGUE)
+    return value.astimezone(PRAGUE)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QuietHours(_Model):
+    """When nothing is sent: the nightly window (local time) and, optionally, weekends."""
+
+    start: time = time(20, 0)
+    end: time = time(7, 0)
+    weekends: bool = True
+
+    def is_quiet(self, moment: datetime) -> bool:
+        local = moment.astimezone(PRAGUE)
+        if self.weekends and local.weekday() >= 5:
+            return True
+        now = local.time()
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+    def next_allowed(self, moment: datetime) -> datetime:
+        """The moment itself, or the end of the quiet period it falls in."""
+        local = moment.astimezone(PRAGUE)
+        for _ in range(8 * 24 * 4):
+            if not self.is_quiet(local):
+                return local
+            # Jump to the next quiet-window end (or the next day's end for weekends).
+            candidate = datetime.combine(local.date(), self.end, tzinfo=PRAGUE)
+            if candidate <= local:
+                candidate = datetime.combine(
+                    local.date() + timedelta(days=1), self.end, tzinfo=PRAGUE
+                )
+            local = candidate
+        return local
+
+
+class Session(_Model):
+    """One dated occurrence of an event (a conference day, one workshop)."""
+
+    title: str
+    start: datetime
+    end: datetime
+    venue: str
+    address: str = ""
+    to_be_confirmed: list[str] = Field(default_factory=list)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _dt(cls, value: Any) -> datetime:
+        return local_datetime(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Session:
+        if self.end <= self.start:
+            raise ValueError("konec musí být po začátku")
+        return self
+
+
+class Event(_Model):
+    """What an event campaign invites to; `sessions` list the dates (workshop series)."""
+
+    title: str
+    start: datetime
+    end: datetime
+    venue: str
+    address: str = ""
+    registration_url: str
+    description: str = ""
+    # Facts not yet confirmed by the association (e.g. ["start", "venue"]): templates say so.
+    to_be_confirmed: list[str] = Field(default_factory=list)
+    sessions: list[Session] = Field(default_factory=list)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _dt(cls, value: Any) -> datetime:
+        return local_datetime(value)
+
+    @field_validator("registration_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("odkaz na registraci musí začínat https://")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Event:
+        if self.end <= self.start:
+            raise ValueError("konec akce musí být po začátku")
+        return self
+
+    def occurrences(self) -> list[Session]:
+        """The sessions, or the event itself as its one session."""
+        if self.sessions:
+            return list(self.sessions)
+        return [
+            Session(
+                title=self.title,
+                start=self.start,
+                end=self.end,
+                venue=self.venue,
+                address=self.address,
+                to_be_confirmed=list(self.to_be_confirmed),
+            )
+        ]
+
+
+class Step(_Model):
+    """One send of the campaign: "launch", or a reminder with its time and audience."""
+
+    name: str
+    after_launch: timedelta | None = None
+    before_event: timedelta | None = None
+    at: datetime | None = None
+    # Segment syntax; may use engagement fields (received, opened, clicked, registered, joined).
+    audience: dict[str, Any] = Field(default_factory=dict)
+    subject: str | None = None
+    preheader: str | None = None
+    body: str | None = None  # another MJML file of the campaign directory
+
+    @field_validator("after_launch", "before_event", mode="before")
+    @classmethod
+    def _dur(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        return None if value is None else local_datetime(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STEP_NAME_RE.match(value):
+            raise ValueError("název kroku: malá písmena bez diakritiky, číslice a pomlčky")
+        return value
+
+    @property
+    def is_launch(self) -> bool:
+        return self.name == "launch"
+
+
+class Blueprint(_Model):
+    """A campaign as staff wrote it in `campaigns/<slug>/campaign.toml`."""
+
+    slug: str
+    name: str
+    kind: Kind
+    topic: Literal["membership", "events", "newsletter"]
+    subject: str
+    preheader: str = ""
+    from_name: str = ""
+    from_email: str = ""
+    reply_to: str = ""
+    segment: dict[str, Any] = Field(default_factory=dict)
+    send_at: datetime
+    tracking: Tracking = Tracking.ANONYMOUS
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    event: Event | None = None
+    steps: list[Step]
+    body: str = "body.mjml"
+    directory: Path
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _send_at(cls, value: Any) -> datetime:
+        return local_datetime(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Blueprint:
+        if not SLUG_RE.match(self.slug):
+            raise ValueError(f"neplatný název složky kampaně {self.slug!r}")
+        if not self.steps or self.steps[0].name != "launch":
+            raise ValueError('první krok musí být "launch"')
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError("názvy kroků se opakují")
+        for step in self.steps[1:]:
+            given = [x for x in (step.after_launch, step.before_event, step.at) if x is not None]
+            if len(given) != 1:
+                raise ValueError(
+                    f"připomínka {step.name!r}: uveďte právě jedno z after_launch, before_event, at"
+                )
+            if step.before_event is not None and self.event is None:
+                raise ValueError(f"připomínka {step.name!r}: before_event jen u akcí ([event])")
+        if self.kind is Kind.EVENT and self.event is None:
+            raise ValueError("kampaň typu event potřebuje tabulku [event]")
+        return self
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"kampaň {self.slug} nemá krok {name!r}")
+
+    def due_at(self, step: Step | str, launched_at: datetime | None = None) -> datetime:
+        """When a step is due (aware, Europe/Prague), moved out of the quiet hours.
+
+        The launch is due at `send_at`; `after_launch` counts from the actual launch time
+        (`launched_at`, else `send_at`)."""
+        if isinstance(step, str):
+            step = self.step(step)
+        if step.is_launch:
+            return self.send_at.astimezone(PRAGUE)
+        if step.at is not None:
+            due = step.at
+        elif step.after_launch is not None:
+            due = (launched_at or self.send_at) + step.after_launch
+        elif step.before_event is not None and self.event is not None:
+            due = self.event.start - step.before_event
+        else:  # unreachable for a validated blueprint
+            raise BlueprintError(f"krok {step.name} nemá čas")
+        return self.quiet_hours.next_allowed(due)
+
+    def audience_for(self, step: Step | str) -> dict[str, Any]:
+        """The whole segment of a step: the campaign's segment AND the step's audience."""
+        if isinstance(step, str):
+            step = self.step(step)
+        if step.is_launch or not step.audience:
+            return dict(self.segment)
+        return {"all": [dict(self.segment), dict(step.audience)]}
+
+    def body_path(self, step: Step | str = "launch") -> Path:
+        if isinstance(step, str):
+            step = self.step(step)
+        return self.directory / (step.body or self.body)
+
+    def subject_for(self, step: Step | str) -> str:
+        if isinstance(step, str):
+            step = self.step(step)
+        return step.subject or self.subject
+
+    def preheader_for(self, step: Step | str) -> str:
+        if isinstance(step, str):
+            step = self.step(step)
+        return step.preheader if step.preheader is not None else self.preheader
+
+
+def campaigns_dir() -> Path:
+    from mailer.settings import get_settings
+
+    return get_settings().campaigns_dir
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def blueprint_data(slug: str, raw: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """The TOML table shaped for the model: `[[reminder]]` tables become steps after launch."""
+    data = dict(raw)
+    reminders = data.pop("reminder", [])
+    data["steps"] = [{"name": "launch"}, *(reminders if isinstance(reminders, list) else [])]
+    data["slug"] = slug
+    data["directory"] = directory
+    return data
+
+
+def load_blueprint(slug: str, directory: Path | None = None) -> Blueprint:
+    """Read and validate `campaigns/<slug>/campaign.toml` (raises BlueprintError)."""
+    from pydantic import ValidationError
+
+    from mailer.settings import get_settings
+
+    base = directory or campaigns_dir()
+    folder = base / slug
+    path = folder / "campaign.toml"
+    if not path.is_file():
+        raise BlueprintError(f"kampaň {slug!r} neexistuje ({path})")
+    try:
+        raw = read_toml(path)
+    except tomllib.TOMLDecodeError as exc:
+        raise BlueprintError(f"{path}: {exc}") from exc
+    data = blueprint_data(slug, raw, folder)
+    settings = get_settings()
+    data.setdefault("from_name", settings.sender_name)
+    data.setdefault("from_email", settings.sender_email)
+    data.setdefault("reply_to", data.get("from_email") or settings.sender_email)
+    try:
+        return Blueprint.model_validate(data)
+    except ValidationError as exc:
+        raise BlueprintError(f"{path}: {exc}") from exc
+
+
+def blueprint_slugs(directory: Path | None = None) -> list[str]:
+    base = directory or campaigns_dir()
+    if not base.is_dir():
+        return []
+    return sorted(p.parent.name for p in base.glob("*/campaign.toml"))
+
+
+def load_blueprints(directory: Path | None = None) -> list[Blueprint]:
+    """Every blueprint under the campaigns directory, by slug."""
+    return [load_blueprint(slug, directory) for slug in blueprint_slugs(directory)]

@@ -1,0 +1,420 @@
+"""Runs: launching one step of a campaign into the outbox, and what staff do with a run
+afterwards (pause, resume, cancel, watch its progress).
+
+A launch evaluates the step's segment once, inside one transaction with the new Run row, and
+materialises one outbox row per recipient (unique per run and contact; one per address). The
+run's content is frozen at the same moment, so workers never open a template and what went out
+can always be shown later. The unique (campaign, step) constraint makes launching idempotent,
+also when two launches race.
+
+Run states: scheduled → sending → paused → sent | cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
+
+from mailer.delivery import outbox as ob
+from mailer.models import AuditEntry, MessageStatus, RunStatus, utcnow
+
+if TYPE_CHECKING:
+    from mailer.compose.campaigns import Blueprint
+
+__all__ = [
+    "LaunchResult",
+    "RunProgress",
+    "RunStateError",
+    "cancel",
+    "launch",
+    "pause",
+    "progress",
+    "resume",
+]
+
+INSERT_BATCH = 5000
+audit = AuditEntry.__table__  # type: ignore[attr-defined]
+
+
+class RunStateError(ValueError):
+    """The run cannot make that transition; the message says why, in Czech."""
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    run_id: int
+    recipients: int
+    created: bool
+
+
+def _recipient_rows(blueprint: Blueprint, step: str) -> sa.Select[Any]:
+    from mailer.audience.segments import SegmentContext, parse_segment, recipients_select
+
+    segment = parse_segment(blueprint.audience_for(step))
+    chosen = recipients_select(
+        segment, topic=blueprint.topic, context=SegmentContext(campaign=blueprint.slug)
+    ).subquery()
+    # One message per address: two contact rows may differ only in the case of the local part.
+    # The lowest contact id of each address wins, the same one on every launch.
+    ranked = sa.select(
+        chosen.c.id,
+        chosen.c.email,
+        sa.func.row_number()
+        .over(partition_by=sa.func.lower(chosen.c.email), order_by=chosen.c.id)
+        .label("n"),
+    ).subquery()
+    return sa.select(ranked.c.id, ranked.c.email).where(ranked.c.n == 1).order_by(ranked.c.id)
+
+
+def _insert_outbox(conn: Connection) -> Any:
+    # ON CONFLICT DO NOTHING / INSERT OR IGNORE: the (run, contact) unique constraint is the
+    # last guard against a recipient materialised twice; a duplicate is dropped, not an error.
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(ob.outbox).on_conflict_do_nothing()
+    return sa.insert(ob.outbox).prefix_with("OR IGNORE")
+
+
+def _batches(rows: Iterator[Any], run_id: int, due: datetime) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for contact_id, email in rows:
+        batch.append(
+            {
+                "run_id": run_id,
+                "contact_id": contact_id,
+                "email": email,
+                "status": MessageStatus.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": due,
+                "possible_duplicate": False,
+            }
+        )
+        if len(batch) >= INSERT_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _existing(conn: Connection, campaign: str, step: str) -> LaunchResult | None:
+    row = conn.execute(
+        sa.select(ob.runs.c.id, ob.runs.c.recipients).where(
+            ob.runs.c.campaign == campaign, ob.runs.c.step == step
+        )
+    ).first()
+    return LaunchResult(row.id, row.recipients, False) if row else None
+
+
+def launch(
+    engine: Engine,
+    blueprint: Blueprint,
+    step: str = "launch",
+    *,
+    actor: str = "cli",
+    now: datetime | None = None,
+) -> LaunchResult:
+    """Materialise one run of a campaign step. Launching the same step again returns the
+    existing run with created=False and changes nothing."""
+    from mailer.compose.render import freeze
+
+    now = now or utcnow()
+    blueprint.step(step)  # unknown step: KeyError with a Czech message, before any work
+    with engine.connect() as conn:
+        found = _existing(conn, blueprint.slug, step)
+    if found:
+        return found
+    content = freeze(blueprint, step)
+    try:
+        with engine.begin() as conn:
+            run_id = conn.execute(
+                sa.insert(ob.runs)
+                .values(
+                    campaign=blueprint.slug,
+                    step=step,
+                    status=RunStatus.SCHEDULED.value,
+                    content=content,
+                    recipients=0,
+                    scheduled_for=now,
+                    late=False,
+                    created_by=actor,
+                    created_at=now,
+                )
+                .returning(ob.runs.c.id)
+            ).scalar_one()
+            # Streamed from the database and inserted in batches: a million recipients never
+            # sit in memory at once. The select runs once, in this transaction, so the run is
+            # exactly the segment at this moment.
+            stream = conn.execute(
+                _recipient_rows(blueprint, step),
+                execution_options={"stream_results": True, "yield_per": INSERT_BATCH},
+            )
+            insert = _insert_outbox(conn)
+            for batch in _batches(iter(stream), run_id, now):
+                conn.execute(insert, batch)
+            recipients = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(ob.outbox)
+                .where(ob.outbox.c.run_id == run_id)
+            ).scalar_one()
+            values: dict[str, Any] = {"recipients": recipients}
+            if recipients == 0:
+                # Nothing to send: the run is complete the moment it exists.
+                values.update(status=RunStatus.SENT.value, started_at=now, finished_at=now)
+            conn.execute(sa.update(ob.runs).where(ob.runs.c.id == run_id).values(**values))
+            _audit(
+                conn,
+                actor,
+                "launch",
+                f"{blueprint.slug}/{step}",
+                {"run": run_id, "recipients": recipients},
+                now,
+            )
+    except IntegrityError:
+        # Another launch of the same step won the race; its run is the run.
+        with engine.connect() as conn:
+            found = _existing(conn, blueprint.slug, step)
+        if found is None:
+            raise
+        return found
+    return LaunchResult(run_id, recipients, True)
+
+
+def _audit(
+    conn: Connection, actor: str, action: str, target: str, detail: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(
+        sa.insert(audit).values(at=now, actor=actor, action=action, target=target, detail=detail)
+    )
+
+
+# --- staff actions ----------------------------------------------------------------------------
+
+
+def _run_row(conn: Connection, run_id: int) -> Any:
+    row = conn.execute(sa.select(ob.runs).where(ob.runs.c.id == run_id).with_for_update()).first()
+    if row is None:
+        raise RunStateError(f"Rozesílka {run_id} neexistuje.")
+    return row
+
+
+_STATUS_CZ = {
+    RunStatus.SCHEDULED.value: "naplánovaná",
+    RunStatus.SENDING.value: "odesílá se",
+    RunStatus.PAUSED.value: "pozastavená",
+    RunStatus.SENT.value: "odeslaná",
+    RunStatus.CANCELLED.value: "zrušená",
+}
+
+
+def status_label(status: str) -> str:
+    return _STATUS_CZ.get(status, status)
+
+
+def pause(engine: Engine, run_id: int, reason: str, *, actor: str = "cli") -> str:
+    """Stop claiming the run's messages; messages already in an SMTP transaction finish.
+    Returns the new status (pausing a paused run is a no-op)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        row = _run_row(conn, run_id)
+        if row.status == RunStatus.PAUSED.value:
+            return row.status
+        if row.status not in ob.SENDABLE_RUNS:
+            raise RunStateError(
+                f"Rozesílku {run_id} nelze pozastavit: je {status_label(row.status)}."
+            )
+        ob.pause_run(conn, run_id, reason)
+        _audit(conn, actor, "pause", f"run/{run_id}", {"reason": reason}, now)
+    return RunStatus.PAUSED.value
+
+
+def resume(engine: Engine, run_id: int, *, actor: str = "cli") -> str:
+    """Let workers claim the run's messages again."""
+    now = utcnow()
+    with engine.begin() as conn:
+        row = _run_row(conn, run_id)
+        if row.status in ob.SENDABLE_RUNS:
+            return row.status
+        if row.status != RunStatus.PAUSED.value:
+            raise RunStateError(f"Rozesílku {run_id} nelze obnovit: je {status_label(row.status)}.")
+        status = RunStatus.SENDING.value if row.started_at else RunStatus.SCHEDULED.value
+        conn.execute(
+            sa.update(ob.runs)
+            .where(ob.runs.c.id == run_id)
+            .values(status=status, status_reason=None)
+        )
+        _audit(conn, actor, "resume", f"run/{run_id}", {}, now)
+    return status
+
+
+def cancel(engine: Engine, run_id: int, reason: str = "", *, actor: str = "cli") -> int:
+    """End the run: every message not yet sent becomes skipped. Returns how many. A message
+    whose SMTP transaction is under way right now still finishes and is recorded as sent."""
+    now = utcnow()
+    with engine.begin() as conn:
+        row = _run_row(conn, run_id)
+        if row.status == RunStatus.CANCELLED.value:
+            return 0
+        if row.status == RunStatus.SENT.value:
+            raise RunStateError(f"Rozesílka {run_id} už je celá odeslaná, nelze ji zrušit.")
+        conn.execute(
+            sa.update(ob.runs)
+            .where(ob.runs.c.id == run_id)
+            .values(
+                status=RunStatus.CANCELLED.value,
+                status_reason=reason or "zrušeno obsluhou",
+                finished_at=now,
+            )
+        )
+        skipped = conn.execute(
+            sa.update(ob.outbox)
+            .where(ob.outbox.c.run_id == run_id, ob.outbox.c.status.in_(ob.PENDING))
+            .values(
+                status=MessageStatus.SKIPPED.value,
+                error=ob.SKIP_REASONS["cancelled"],
+                worker=None,
+                lease_until=None,
+            )
+        ).rowcount
+        _audit(conn, actor, "cancel", f"run/{run_id}", {"reason": reason, "skipped": skipped}, now)
+    return int(skipped or 0)
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunProgress:
+    run_id: int
+    campaign: str
+    step: str
+    status: str
+    status_reason: str | None
+    recipients: int
+    counts: dict[str, int] = field(default_factory=dict)
+    possible_duplicates: int = 0
+    rate_per_second: float = 0.0
+    eta_seconds: float | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def done(self) -> int:
+        c = self.counts
+        return c.get("sent", 0) + c.get("failed", 0) + c.get("skipped", 0)
+
+    @property
+    def remaining(self) -> int:
+        c = self.counts
+        return c.get("queued", 0) + c.get("retry", 0) + c.get("sending", 0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "campaign": self.campaign,
+            "step": self.step,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "recipients": self.recipients,
+            "counts": {s.value: self.counts.get(s.value, 0) for s in MessageStatus},
+            "possible_duplicates": self.possible_duplicates,
+            "rate_per_second": round(self.rate_per_second, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+RATE_WINDOW = timedelta(seconds=60)
+
+
+def progress(engine: Engine, run_id: int, *, now: datetime | None = None) -> RunProgress:
+    """Counts per state, the recent sending rate and the time left at that rate."""
+    now = now or utcnow()
+    o = ob.outbox
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(ob.runs).where(ob.runs.c.id == run_id)).first()
+        if row is None:
+            raise RunStateError(f"Rozesílka {run_id} neexistuje.")
+        counts = {
+            status: int(n)
+            for status, n in conn.execute(
+                sa.select(o.c.status, sa.func.count())
+                .where(o.c.run_id == run_id)
+                .group_by(o.c.status)
+            )
+        }
+        duplicates = conn.execute(
+            sa.select(sa.func.count()).where(o.c.run_id == run_id, o.c.possible_duplicate)
+        ).scalar_one()
+        # The rate of the last minute of sending (of the whole run when it is shorter).
+        end = row.finished_at or now
+        since = end - RATE_WINDOW
+        if row.started_at and row.started_at > since:
+            since = row.started_at
+        recent = conn.execute(
+            sa.select(sa.func.count()).where(
+                o.c.run_id == run_id, o.c.status == MessageStatus.SENT.value, o.c.sent_at >= since
+            )
+        ).scalar_one()
+    result = RunProgress(
+        run_id=row.id,
+        campaign=row.campaign,
+        step=row.step,
+        status=row.status,
+        status_reason=row.status_reason,
+        recipients=row.recipients,
+        counts=counts,
+        possible_duplicates=int(duplicates),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+    elapsed = (end - since).total_seconds()
+    if recent and elapsed > 0:
+        result.rate_per_second = recent / elapsed
+        if row.status in ob.SENDABLE_RUNS:
+            result.eta_seconds = result.remaining / result.rate_per_second
+    return result
+
+
+def list_runs(engine: Engine, limit: int = 50) -> list[RunProgress]:
+    """The latest runs with their counts (one grouped query for all of them)."""
+    o = ob.outbox
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(ob.runs).order_by(ob.runs.c.id.desc()).limit(limit)).all()
+        ids = [r.id for r in rows]
+        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+        if ids:
+            for run_id, status, n in conn.execute(
+                sa.select(o.c.run_id, o.c.status, sa.func.count())
+                .where(o.c.run_id.in_(ids))
+                .group_by(o.c.run_id, o.c.status)
+            ):
+                counts[run_id][status] = int(n)
+    return [
+        RunProgress(
+            run_id=r.id,
+            campaign=r.campaign,
+            step=r.step,
+            status=r.status,
+            status_reason=r.status_reason,
+            recipients=r.recipients,
+            counts=counts[r.id],
+            created_at=r.created_at,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,679 @@
+"""The send loop: claim due outbox messages, compose each one, hand it to the transport and
+record what happened, with pacing and with the fault rules of the issue.
+
+One worker = one asyncio loop + one database thread:
+- the feeder claims batches (leased rows) and keeps a small local queue full;
+- `concurrency` sender tasks each take a message, wait for the pacer, compose it with the run's
+  cached Composer and send it;
+- the recorder writes outcomes in group commits. A sender waits for the commit of its
+  outcome before it starts its next transaction, so at any moment each sender has at most one
+  message whose fate is not in the database: a SIGKILL can re-send at most `concurrency`
+  messages, and those come back flagged possible_duplicate when their lease is reclaimed.
+
+Fault rules: 2xx sent; 4xx or no reply → retry with exponential backoff until max_attempts,
+then failed; 5xx from RCPT or DATA → failed, and 5.1.x (no such mailbox) also marks the contact
+bounced and suppressed; 5.7.x, or any 5xx at connect/MAIL (our account or our sender is
+refused) → the run pauses with the reason and the message goes back to the queue unblamed; too
+many errors in a row → the run pauses itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
+
+from mailer.delivery import outbox as ob
+from mailer.delivery.transport import NO_REPLY, SendResult, Transport
+from mailer.models import RunStatus, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+__all__ = [
+    "Stats",
+    "Worker",
+    "WorkerOptions",
+    "default_worker_id",
+    "drain",
+    "run",
+    "work_forever",
+]
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerOptions:
+    worker_id: str = field(default_factory=default_worker_id)
+    # Claimed per round trip. Small enough that a crash strands few rows under a lease.
+    batch_size: int = 200
+    lease_seconds: float = 120.0
+    max_attempts: int = 5
+    # First retry after this many seconds, then doubling (5, 10, 20, 40 minutes by default).
+    retry_base_seconds: float = 300.0
+    rate_per_second: float | None = None
+    rate_per_hour: float | None = None
+    # At most this many transactions at once to one recipient domain (None: no limit).
+    domain_concurrency: int | None = None
+    max_consecutive_errors: int = 25
+    poll_seconds: float = 2.0
+    # A sender whose connection just failed waits this long before its next message, so a relay
+    # that is down is not hammered by every sender in a tight loop.
+    connect_error_pause: float = 1.0
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    bounced: int = 0
+    skipped: int = 0
+    released: int = 0
+    # Rows reclaimed from a dead worker (ours at start, or anyone's whose lease ran out).
+    reclaimed: int = 0
+    # Of the messages this worker sent, how many carried the possible_duplicate flag.
+    sent_possible_duplicates: int = 0
+    paused_runs: dict[int, str] = field(default_factory=dict)
+    finished_runs: list[int] = field(default_factory=list)
+
+    @property
+    def settled(self) -> int:
+        return self.sent + self.failed + self.skipped
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+            "bounced": self.bounced,
+            "skipped": self.skipped,
+            "reclaimed": self.reclaimed,
+            "sent_possible_duplicates": self.sent_possible_duplicates,
+            "paused_runs": {str(k): v for k, v in self.paused_runs.items()},
+            "finished_runs": self.finished_runs,
+        }
+
+
+# --- pacing -----------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `capacity` saved up."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate = rate
+        self.capacity = max(capacity, 1.0)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+class Pacer:
+    """Messages per second and per hour, and transactions at once per destination domain.
+    Limits hold per worker process: with several workers, divide the relay's limits."""
+
+    def __init__(
+        self, per_second: float | None, per_hour: float | None, per_domain: int | None
+    ) -> None:
+        self.buckets = []
+        if per_second:
+            self.buckets.append(TokenBucket(per_second, per_second))
+        if per_hour:
+            self.buckets.append(TokenBucket(per_hour / 3600, per_hour))
+        self.per_domain = per_domain
+        self.domains: dict[str, asyncio.Semaphore] = {}
+
+    @property
+    def rate(self) -> float | None:
+        rates = [b.rate for b in self.buckets]
+        return min(rates) if rates else None
+
+    async def acquire(self, domain: str) -> None:
+        if self.per_domain:
+            sem = self.domains.get(domain)
+            if sem is None:
+                sem = self.domains[domain] = asyncio.Semaphore(self.per_domain)
+            await sem.acquire()
+        for bucket in self.buckets:
+            await bucket.take()
+
+    def release(self, domain: str) -> None:
+        if self.per_domain:
+            self.domains[domain].release()
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+SENT, RETRY, FAILED, BOUNCED, REQUEUE, SKIPPED = (
+    "sent",
+    "retry",
+    "failed",
+    "bounced",
+    "requeue",
+    "skipped",
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    message: ob.Claimed
+    kind: str
+    text: str = ""
+    retry_at: datetime | None = None
+    enhanced: str = ""
+    # No reply at all (connection failed): the sender pauses before its next message.
+    no_reply: bool = False
+    done: asyncio.Future[None] | None = None
+
+
+def judge(result: SendResult) -> str:
+    """What a transport result means: sent, retry, failed, bounced, or policy (pause the run)."""
+    if result.ok:
+        return SENT
+    code = result.code
+    if code == NO_REPLY or 400 <= code < 500:
+        return RETRY
+    enhanced = result.enhanced
+    # Refusals of our account, our sender or our content as policy: not the recipient's fault.
+    if enhanced.startswith("5.7.") or code in (530, 534, 535, 538):
+        return "policy"
+    if result.stage in ("connect", "mail"):
+        return "policy"
+    if enhanced.startswith("5.1."):
+        return BOUNCED
+    return FAILED
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        transport: Transport,
+        options: WorkerOptions | None = None,
+        *,
+        on_progress: Callable[[Stats], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.options = options or WorkerOptions()
+        self.stats = Stats()
+        self.on_progress = on_progress
+        self.pacer = Pacer(
+            self.options.rate_per_second,
+            self.options.rate_per_hour,
+            self.options.domain_concurrency,
+        )
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="sdruk-db")
+        self._queue: deque[ob.Claimed] = deque()
+        self._held: set[int] = set()
+        self._in_flight = 0
+        self._pending: list[Outcome] = []
+        self._pauses: dict[int, str] = {}
+        self._blocked: dict[int, str] = {}  # run id → status (paused/cancelled) seen
+        self._composers: dict[int, Any] = {}
+        self._topics: dict[int, str | None] = {}
+        self._errors_in_row: dict[int, int] = {}
+        self._wake_recorder = asyncio.Event()
+        self._wake_feeder = asyncio.Event()
+        self._job_ready = asyncio.Event()
+        self._stopping = False
+        self._closing = False
+        self._last_heartbeat = time.monotonic()
+        self._last_reclaim = 0.0
+
+    # -- database thread --
+
+    async def _db_call(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._db, run)
+
+    # -- public --
+
+    async def run(self, *, drain: bool, stop: asyncio.Event | None = None) -> Stats:
+        stop = stop or asyncio.Event()
+        wid = self.options.worker_id
+        # A previous incarnation of this worker id died holding rows: they are ours to redo.
+        self.stats.reclaimed += await self._db_call(
+            lambda c: ob.reclaim_expired(c, utcnow(), worker=wid)
+        )
+        recorder = asyncio.create_task(self._recorder())
+        senders = [
+            asyncio.create_task(self._sender()) for _ in range(max(1, self.transport.concurrency))
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await self._feed(drain, stopper)
+        finally:
+            self._stopping = True
+            self._job_ready.set()
+            await asyncio.gather(*senders, return_exceptions=True)
+            # Whatever is still only claimed goes back to the queue, unblamed.
+            leftovers = list(self._queue)
+            self._queue.clear()
+            for message in leftovers:
+                self._settle_later(Outcome(message, REQUEUE))
+            self._closing = True
+            self._wake_recorder.set()
+            await recorder
+            stopper.cancel()
+            finished = await self._db_call(lambda c: ob.finish_runs(c, utcnow()))
+            self.stats.finished_runs.extend(finished)
+            await self.transport.close()
+            self._db.shutdown(wait=True)
+            self._report()
+        return self.stats
+
+    # -- feeder --
+
+    def _claim_size(self) -> int:
+        size = self.options.batch_size
+        rate = self.pacer.rate
+        if rate:
+            # Never hold more than a third of a lease's worth of sending: the heartbeat keeps
+            # leases alive anyway, but a stalled worker should strand little.
+            size = min(size, max(1, int(rate * self.options.lease_seconds / 3)))
+        return size
+
+    async def _feed(self, drain: bool, stopper: asyncio.Task[Any]) -> None:
+        low_water = max(self.transport.concurrency * 2, self._claim_size() // 2)
+        last_finish = 0.0
+        while not stopper.done():
+            if len(self._queue) < low_water:
+                got = await self._claim()
+                if got < self._claim_size() and time.monotonic() - last_finish > 5:
+                    # The queue is running dry: mark runs with nothing left as sent.
+                    last_finish = time.monotonic()
+                    done = await self._db_call(lambda c: ob.finish_runs(c, utcnow()))
+                    self.stats.finished_runs.extend(done)
+                if got:
+                    continue
+                if not self._queue and self._in_flight == 0 and not self._pending:
+                    # Nothing claimable and nothing of ours under way: is anything due later?
+                    finished = await self._db_call(lambda c: ob.finish_runs(c, utcnow()))
+                    self.stats.finished_runs.extend(finished)
+                    if drain:
+                        due = await self._db_call(lambda c: ob.next_due(c, utcnow()))
+                        if due is None or due > utcnow():
+                            return
+                        continue
+                    await self._sleep(stopper, self.options.poll_seconds)
+                    continue
+            self._wake_feeder.clear()
+            await self._sleep(stopper, 0.2, self._wake_feeder)
+
+    @staticmethod
+    async def _sleep(
+        stopper: asyncio.Task[Any], seconds: float, event: asyncio.Event | None = None
+    ) -> None:
+        waits: list[asyncio.Future[Any]] = [stopper]
+        waker = asyncio.ensure_future(event.wait()) if event else None
+        if waker:
+            waits.append(waker)
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        if waker:
+            waker.cancel()
+
+    async def _claim(self) -> int:
+        now = utcnow()
+        size = self._claim_size()
+        reclaim = time.monotonic() - self._last_reclaim > self.options.lease_seconds / 4
+        topics = dict(self._topics)
+        wid = self.options.worker_id
+        lease = self.options.lease_seconds
+
+        def work(conn: Connection) -> tuple[int, ob.ClaimResult]:
+            reclaimed = ob.reclaim_expired(conn, now) if reclaim else 0
+            result = ob.claim(
+                conn, worker=wid, limit=size, now=now, lease_seconds=lease, topics=topics
+            )
+            return reclaimed, result
+
+        reclaimed, result = await self._db_call(work)
+        if reclaim:
+            self._last_reclaim = time.monotonic()
+        self._topics.update(topics)
+        if reclaimed:
+            self.stats.reclaimed += reclaimed
+            log.warning("Znovu převzato %d zpráv po pádu jiného pracovníka.", reclaimed)
+        for run_id, content in result.contents.items():
+            try:
+                self._composers[run_id] = _make_composer(content, run_id)
+            except Exception as exc:
+                # Content this code cannot fill (e.g. frozen by another version): nothing of
+                # the run can go out. Pause it for staff; its messages go back unblamed.
+                log.exception("Obsah rozesílky %d nelze použít", run_id)
+                self._topics.pop(run_id, None)
+                self._pause(run_id, f"Obsah rozesílky nelze použít: {exc}")
+        self.stats.skipped += result.skipped
+        for message in result.messages:
+            self._held.add(message.id)
+            self._queue.append(message)
+            # A run resumed after a pause is sendable again.
+            self._blocked.pop(message.run_id, None)
+        if result.messages:
+            self._job_ready.set()
+        if result.skipped and self.on_progress:
+            self.on_progress(self.stats)
+        return len(result.messages) + result.skipped
+
+    # -- senders --
+
+    async def _next(self) -> ob.Claimed | None:
+        while True:
+            if self._stopping:
+                return None
+            if self._queue:
+                message = self._queue.popleft()
+                if len(self._queue) < self.transport.concurrency * 2:
+                    self._wake_feeder.set()
+                return message
+            self._job_ready.clear()
+            self._wake_feeder.set()
+            await self._job_ready.wait()
+
+    async def _sender(self) -> None:
+        while True:
+            message = await self._next()
+            if message is None:
+                return
+            if message.run_id in self._blocked:
+                self._settle_later(self._blocked_outcome(message))
+                continue
+            self._in_flight += 1
+            try:
+                outcome = await self._deliver(message)
+                await self._settle(outcome)
+            finally:
+                self._in_flight -= 1
+
+    def _blocked_outcome(self, message: ob.Claimed) -> Outcome:
+        if self._blocked[message.run_id] == RunStatus.CANCELLED.value:
+            return Outcome(message, SKIPPED, ob.SKIP_REASONS["cancelled"])
+        return Outcome(message, REQUEUE)
+
+    async def _deliver(self, message: ob.Claimed) -> Outcome:
+        domain = message.email.rpartition("@")[2].lower()
+        await self.pacer.acquire(domain)
+        try:
+            if message.run_id in self._blocked:
+                return self._blocked_outcome(message)
+            try:
+                from mailer.compose.render import Recipient
+
+                recipient = Recipient.from_rows(message.id, message.contact, message.library)
+                composed = self._composers[message.run_id].message(recipient)
+            except Exception as exc:
+                # A message that cannot be built fails alone, with the reason; a broken
+                # template fails them all and trips the errors-in-a-row pause.
+                log.exception("Zprávu %d nelze sestavit", message.id)
+                return self._count_error(
+                    Outcome(message, FAILED, f"zprávu nelze sestavit: {exc}"[:1000])
+                )
+            result = await self.transport.send(composed.envelope_from, [composed.to], composed.data)
+        finally:
+            self.pacer.release(domain)
+        return self._outcome(message, result)
+
+    def _outcome(self, message: ob.Claimed, result: SendResult) -> Outcome:
+        verdict = judge(result)
+        if verdict == SENT:
+            self._errors_in_row[message.run_id] = 0
+            return Outcome(message, SENT, result.describe())
+        text = result.describe()
+        if verdict == "policy":
+            self._pause(message.run_id, f"Server odmítl odeslání ({result.stage}): {text}")
+            return Outcome(message, REQUEUE, text)
+        if verdict == RETRY:
+            attempt = message.attempts + 1
+            if attempt >= self.options.max_attempts:
+                outcome = Outcome(message, FAILED, f"vzdáno po {attempt} pokusech: {text}")
+            else:
+                delay = ob.backoff(attempt, self.options.retry_base_seconds)
+                outcome = Outcome(message, RETRY, text, utcnow() + delay)
+            outcome.no_reply = result.code == NO_REPLY
+        else:
+            outcome = Outcome(message, verdict, text, enhanced=result.enhanced)
+        return self._count_error(outcome)
+
+    def _count_error(self, outcome: Outcome) -> Outcome:
+        run_id = outcome.message.run_id
+        errors = self._errors_in_row.get(run_id, 0) + 1
+        self._errors_in_row[run_id] = errors
+        if errors >= self.options.max_consecutive_errors:
+            self._pause(
+                run_id,
+                f"Příliš mnoho chyb za sebou ({errors}); poslední: {outcome.text}",
+            )
+        return outcome
+
+    def _pause(self, run_id: int, reason: str) -> None:
+        if run_id not in self._blocked:
+            log.warning("Rozesílka %d se pozastavuje: %s", run_id, reason)
+            self._blocked[run_id] = RunStatus.PAUSED.value
+            self._pauses[run_id] = reason[:1000]
+            self._wake_recorder.set()
+
+    async def _settle(self, outcome: Outcome) -> None:
+        """Queue the outcome for the next group commit and wait until it is committed."""
+        if outcome.no_reply and self.options.connect_error_pause:
+            await asyncio.sleep(self.options.connect_error_pause)
+        outcome.done = asyncio.get_running_loop().create_future()
+        self._pending.append(outcome)
+        self._wake_recorder.set()
+        await outcome.done
+
+    def _settle_later(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._wake_recorder.set()
+
+    # -- recorder --
+
+    async def _recorder(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_recorder.wait(), self.options.lease_seconds / 6)
+            self._wake_recorder.clear()
+            await self._flush()
+            if self._closing and not self._pending and not self._pauses:
+                return
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        pauses, self._pauses = self._pauses, {}
+        heartbeat = time.monotonic() - self._last_heartbeat > self.options.lease_seconds / 3
+        settled = {o.message.id for o in batch}
+        held = [i for i in self._held if i not in settled] if heartbeat else []
+        watch = {m.run_id for m in self._queue}
+        if not (batch or pauses or held or watch):
+            return
+        wid = self.options.worker_id
+        lease = self.options.lease_seconds
+
+        def work(conn: Connection) -> dict[int, str]:
+            now = utcnow()
+            _write(conn, wid, batch, now)
+            for run_id, reason in pauses.items():
+                ob.pause_run(conn, run_id, reason)
+            if held:
+                ob.extend_leases(conn, wid, held, now + timedelta(seconds=lease))
+            return ob.run_statuses(conn, watch)
+
+        delay = 0.5
+        while True:
+            try:
+                statuses = await self._db_call(work)
+                break
+            except (sa_exc.OperationalError, sa_exc.InterfaceError):
+                # The database is away: keep every outcome and try again. Nothing is answered
+                # before it is committed, so a crash now can only re-send what is in flight.
+                log.exception("Zápis stavu zpráv selhal, zkouším znovu za %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+        if heartbeat:
+            self._last_heartbeat = time.monotonic()
+        for run_id, status in statuses.items():
+            if status not in ob.SENDABLE_RUNS:
+                self._blocked[run_id] = status
+        for run_id, reason in pauses.items():
+            self.stats.paused_runs[run_id] = reason
+        self._count(batch)
+        for outcome in batch:
+            self._held.discard(outcome.message.id)
+            if outcome.done is not None and not outcome.done.done():
+                outcome.done.set_result(None)
+        if self.on_progress and batch:
+            self.on_progress(self.stats)
+
+    def _count(self, batch: list[Outcome]) -> None:
+        s = self.stats
+        for o in batch:
+            if o.kind == SENT:
+                s.sent += 1
+                s.sent_possible_duplicates += o.message.possible_duplicate
+            elif o.kind == RETRY:
+                s.retried += 1
+            elif o.kind == FAILED:
+                s.failed += 1
+            elif o.kind == BOUNCED:
+                s.failed += 1
+                s.bounced += 1
+            elif o.kind == SKIPPED:
+                s.skipped += 1
+            elif o.kind == REQUEUE:
+                s.released += 1
+
+    def _report(self) -> None:
+        s = self.stats
+        log.info(
+            "Pracovník %s: odesláno %d, opakovat %d, selhalo %d (z toho neexistující adresy %d), "
+            "přeskočeno %d, převzato po pádu %d",
+            self.options.worker_id,
+            s.sent,
+            s.retried,
+            s.failed,
+            s.bounced,
+            s.skipped,
+            s.reclaimed,
+        )
+
+
+def _write(conn: Connection, worker: str, batch: list[Outcome], now: datetime) -> None:
+    """One group commit of outcomes (the caller's transaction)."""
+    sent: list[tuple[int, str]] = []
+    retry: list[tuple[int, str, datetime]] = []
+    failed: list[tuple[int, str]] = []
+    requeue: list[int] = []
+    skipped: dict[str, list[int]] = {}
+    bounced: list[Outcome] = []
+    for o in batch:
+        m = o.message
+        if o.kind == SENT:
+            sent.append((m.id, o.text))
+        elif o.kind == RETRY:
+            assert o.retry_at is not None
+            retry.append((m.id, o.text, o.retry_at))
+        elif o.kind == FAILED:
+            failed.append((m.id, o.text))
+        elif o.kind == BOUNCED:
+            failed.append((m.id, o.text))
+            bounced.append(o)
+        elif o.kind == REQUEUE:
+            requeue.append(m.id)
+        elif o.kind == SKIPPED:
+            skipped.setdefault(o.text, []).append(m.id)
+    ob.mark_sent(conn, sent, now)
+    ob.mark_retry(conn, worker, retry)
+    ob.mark_failed(conn, worker, failed)
+    ob.release(conn, worker, requeue, now)
+    for reason, ids in skipped.items():
+        ob.mark_skipped(conn, ids, reason)
+    if bounced:
+        _record_bounces(conn, bounced, now)
+
+
+def _record_bounces(conn: Connection, bounced: list[Outcome], now: datetime) -> None:
+    # Through the one write path for contact changes caused by events: bounced, suppressed,
+    # and the contact's other waiting messages skipped, in this same transaction.
+    from mailer.events.record import BounceTarget, hard_bounce
+
+    session = ob.session_on(conn)
+    try:
+        for o in bounced:
+            m = o.message
+            contact_id = m.contact.id if m.contact is not None else None
+            target = BounceTarget(m.id, m.run_id, contact_id)
+            hard_bounce(session, target, status=o.enhanced or "5.1.1", diagnostic=o.text, now=now)
+        session.flush()
+    finally:
+        session.close()
+
+
+def _make_composer(content: dict[str, Any], run_id: int) -> Any:
+    from mailer.compose.render import Composer
+
+    return Composer(content, run_id)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a worker coroutine on uvloop when it is installed (it comes with uvicorn[standard]):
+    the send loop is bound by event-loop overhead per SMTP command, which uvloop cuts."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional here
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+async def drain(
+    engine: Engine,
+    transport: Transport,
+    options: WorkerOptions | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Stats], None] | None = None,
+) -> Stats:
+    """Send until nothing is due, then return what was done."""
+    worker = Worker(engine, transport, options, on_progress=on_progress)
+    return await worker.run(drain=True, stop=stop)
+
+
+async def work_forever(
+    engine: Engine,
+    transport: Transport,
+    options: WorkerOptions | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    on_progress: Callable[[Stats], None] | None = None,
+) -> Stats:
+    """Send until `stop` is set (SIGTERM in the CLI), polling for due work when idle."""
+    worker = Worker(engine, transport, options, on_progress=on_progress)
+    return await worker.run(drain=False, stop=stop)

@@ -1,0 +1,96 @@
+"""Builds the web application: public pages and tracking, plus the staff console when present.
+
+`create_app()` is what uvicorn serves (`sdruk web`, and `schedule.py` for the embedded
+default). Its lifespan starts the event writer and, on a clean shutdown, drains it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mailer.db import get_engine
+from mailer.events.record import EventWriter
+from mailer.settings import get_settings
+from mailer.tokens import default_signer
+from mailer.web import pages, tracking, unsubscribe
+
+log = logging.getLogger(__name__)
+
+
+def _include_console(app: FastAPI) -> None:
+    """The staff console (mailer.web.console) mounts its `router` here when it exists; it
+    reuses templates/web/base.html and the app state (engine, templates, signer)."""
+    try:
+        console = importlib.import_module("mailer.web.console")
+    except ImportError:
+        return
+    router = getattr(console, "router", None)
+    if router is not None:
+        app.include_router(router)
+
+
+def create_app(*, engine: Engine | None = None) -> FastAPI:
+    """The FastAPI app. `engine` defaults to the configured database."""
+    settings = get_settings()
+    engine = engine or get_engine()
+    writer = EventWriter(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await writer.start()
+        try:
+            yield
+        finally:
+            # uvicorn waits for open requests before this runs; whatever they queued is
+            # written here, so a clean shutdown loses no event.
+            await writer.close()
+
+    app = FastAPI(
+        title="SDRUK Campaigns",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.signer = default_signer()
+    app.state.templates = pages.make_templates(settings)
+    app.state.writer = writer
+    app.state.run_links = tracking.RunLinks()
+
+    app.add_middleware(pages.SecurityHeaders, https=settings.base_url.startswith("https:"))
+    app.add_exception_handler(StarletteHTTPException, pages.http_error_page)
+    static_dir = settings.templates_dir / "web" / "static"
+    if static_dir.is_dir():
+        app.mount("/static", StaticFiles(directory=static_dir), name="static")
+
+    app.include_router(tracking.router)
+    app.include_router(unsubscribe.router)
+    # Staff console routes go here (mailer/web/console, by the console engineer).
+    _include_console(app)
+    return app
+
+
+def make_server(host: str = "127.0.0.1", port: int = 8000, **options: object) -> uvicorn.Server:
+    """A uvicorn server for the app, for `sdruk web` and for embedding in schedule.py
+    (`await make_server(...).serve()`); it shuts down cleanly on SIGINT/SIGTERM."""
+    config = uvicorn.Config(
+        "mailer.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
+        **options,  # type: ignore[arg-type]
+    )
+    return uvicorn.Server(config)

@@ -1,0 +1,38 @@
+"""The audit trail: who launched, paused, exported, erased or imported what, and when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from mailer.models import AuditEntry
+
+
+def audit(session: Session, actor: str, action: str, target: str = "", **detail: Any) -> None:
+    """Adds an audit entry to the caller's transaction, so it commits with the change itself."""
+    session.add(AuditEntry(actor=actor, action=action, target=target[:300], detail=detail))
+
+
+ACTION_LABELS = {
+    "sign_in": "přihlášení",
+    "launch": "spuštění kampaně",
+    "schedule": "naplánování kampaně",
+    "pause": "pozastavení",
+    "resume": "obnovení",
+    "cancel": "zrušení",
+    "test_send": "zkušební odeslání",
+    "export": "export",
+    "erase": "výmaz kontaktu (GDPR)",
+    "import": "import kontaktů",
+    "contact_edit": "úprava kontaktu",
+    "resubscribe": "opětovné přihlášení se souhlasem",
+    "membership": "zápis členství",
+    "segment_save": "uložení segmentu",
+    "segment_delete": "smazání segmentu",
+    "suppress": "přidání na seznam blokovaných adres",
+    "user_add": "nový uživatel",
+    "user_role": "změna role uživatele",
+    "user_password": "změna hesla uživatele",
+    "user_remove": "odebrání uživatele",
+}

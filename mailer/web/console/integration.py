@@ -1,0 +1,74 @@
+"""The console's calls into the other parts of the pipeline (events, audience), kept in one
+place so each page says what it wants and not how another module spells it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from mailer.events import record
+from mailer.models import (
+    Contact,
+    Event,
+    EventKind,
+    OutboxMessage,
+    Run,
+    Topic,
+)
+
+
+def record_event(
+    session: Session,
+    kind: EventKind,
+    contact_id: int | None,
+    *,
+    run_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """An event of a staff action, through the events module's one write path."""
+    record.record_event(
+        session, kind=kind, contact_id=contact_id, run_id=run_id, detail=detail or {}
+    )
+
+
+def unsubscribe(session: Session, contact: Contact, source: str) -> None:
+    """Unsubscribes a contact; their queued messages are skipped in the same transaction."""
+    assert contact.id is not None
+    record.unsubscribe(session, contact.id, source)
+
+
+def resubscribe(session: Session, contact: Contact, source: str, evidence: str) -> bool:
+    """Back on the list only with recorded consent; bounced or complained contacts stay off."""
+    assert contact.id is not None
+    return record.resubscribe(session, contact.id, source, evidence=evidence)
+
+
+def opt_out_topic(session: Session, contact_id: int, topic: str, source: str) -> None:
+    record.opt_out_topic(session, contact_id, Topic(topic), source)
+
+
+def opt_in_topic(session: Session, contact_id: int, topic: str, source: str) -> None:
+    record.opt_in_topic(session, contact_id, Topic(topic), source)
+
+
+def latest_run_for_library(session: Session, library_id: int) -> int | None:
+    """The most recent run that mailed someone at this library: what a joining is credited to."""
+    row = session.exec(
+        select(OutboxMessage.run_id)
+        .join(Contact, Contact.id == OutboxMessage.contact_id)  # type: ignore[arg-type]
+        .join(Run, Run.id == OutboxMessage.run_id)  # type: ignore[arg-type]
+        .where(Contact.library_id == library_id)
+        .where(OutboxMessage.status == "sent")
+        .order_by(OutboxMessage.sent_at.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).first()
+    return row
+
+
+def contact_events(session: Session, contact_id: int) -> list[Event]:
+    return list(
+        session.exec(
+            select(Event).where(Event.contact_id == contact_id).order_by(Event.occurred_at.desc())  # type: ignore[attr-defined]
+        ).all()
+    )

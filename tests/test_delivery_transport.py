@@ -1,0 +1,193 @@
+"""Transports against a real in-process SMTP server: bytes arrive intact, TLS and AUTH work,
+refusals come back as results, passwords never go out in cleartext, capture writes .eml."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from pathlib import Path
+
+import pytest
+from smtp_server import SMTPServer, server_tls_context, smtp_server, tls_files
+
+from mailer.delivery.transport import (
+    CaptureTransport,
+    SMTPTransport,
+    TransportConfigError,
+    dot_stuff,
+    parse_smtp_url,
+    transport_from_url,
+)
+
+__all__ = ["smtp_server", "tls_files"]
+
+MESSAGE = (
+    b"From: =?utf-8?q?Sdru=C5=BEen=C3=AD?= <sdruk@sdruk.cz>\r\n"
+    b"To: jana@knihovna.cz\r\n"
+    b"Subject: test\r\n"
+    b"\r\n"
+    b".a line that starts with a dot\r\n"
+    b"..two dots\r\n"
+    b".\r\n"
+    b"end\r\n"
+)
+
+
+def test_it_dot_stuffs_and_terminates_crlf() -> None:
+    assert dot_stuff(b".a\r\nb\r\n.c") == b"..a\r\nb\r\n..c\r\n.\r\n"
+    assert dot_stuff(b"a\nb\n.c\r\n") == b"a\r\nb\r\n..c\r\n.\r\n"
+    assert dot_stuff(MESSAGE).count(b"\r\n..") == 3
+
+
+async def test_it_delivers_bytes_intact_over_a_reused_connection(smtp_server: SMTPServer) -> None:
+    transport = transport_from_url(smtp_server.url(concurrency="2"))
+    try:
+        for n in range(5):
+            result = await transport.send(
+                "bounce+x@bounces.sdruk.cz", [f"u{n}@knihovna.cz"], MESSAGE
+            )
+            assert result.ok, result
+            assert result.message.startswith("2.0.0 Ok: queued as")
+    finally:
+        await transport.close()
+    got = smtp_server.messages
+    assert len(got) == 5
+    assert all(m.data == MESSAGE for m in got)
+    assert got[0].mail_from == "bounce+x@bounces.sdruk.cz"
+
+
+async def test_it_sends_the_same_bytes_through_aiosmtplib_sendmail(smtp_server: SMTPServer) -> None:
+    transport = transport_from_url(smtp_server.url(use_sendmail="true"))
+    try:
+        assert (await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)).ok
+    finally:
+        await transport.close()
+    assert smtp_server.messages[0].data == MESSAGE
+
+
+async def test_it_returns_refusals_and_drops_as_results(smtp_server: SMTPServer) -> None:
+    smtp_server.fail("rcpt", "gone@knihovna.cz", "550 5.1.1 Mailbox unknown")
+    smtp_server.fail("rcpt", "busy@knihovna.cz", "451 4.3.0 Try later")
+    smtp_server.fail("data", "drop@knihovna.cz", "DISCONNECT")
+    smtp_server.fail("mail", "blocked@sdruk.cz", "554 5.7.1 Sender blocked")
+    transport = transport_from_url(smtp_server.url(concurrency="1"))
+    try:
+        gone = await transport.send("a@sdruk.cz", ["gone@knihovna.cz"], MESSAGE)
+        busy = await transport.send("a@sdruk.cz", ["busy@knihovna.cz"], MESSAGE)
+        drop = await transport.send("a@sdruk.cz", ["drop@knihovna.cz"], MESSAGE)
+        blocked = await transport.send("blocked@sdruk.cz", ["ok@knihovna.cz"], MESSAGE)
+        after = await transport.send("a@sdruk.cz", ["ok@knihovna.cz"], MESSAGE)
+    finally:
+        await transport.close()
+    assert (gone.code, gone.enhanced, gone.stage) == (550, "5.1.1", "rcpt")
+    assert (busy.code, busy.stage) == (451, "rcpt")
+    assert not drop.ok and (drop.code in (0, 421)) and drop.stage == "data"
+    assert (blocked.code, blocked.enhanced, blocked.stage) == (554, "5.7.1", "mail")
+    # The pool recovered from every failure above and still delivers.
+    assert after.ok
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ok@knihovna.cz"]]
+
+
+async def test_it_repairs_bare_line_feeds_and_quotes_unusual_addresses(
+    smtp_server: SMTPServer,
+) -> None:
+    transport = transport_from_url(smtp_server.url())
+    try:
+        bare = await transport.send(
+            "a@sdruk.cz", ["b@knihovna.cz"], MESSAGE.replace(b"\r\n", b"\n")
+        )
+        quoted = await transport.send("a@sdruk.cz", ['"jana novakova"@knihovna.cz'], MESSAGE)
+    finally:
+        await transport.close()
+    assert bare.ok and quoted.ok
+    assert [m.data for m in smtp_server.messages] == [MESSAGE, MESSAGE]
+    assert smtp_server.messages[1].rcpt_tos == ['"jana novakova"@knihovna.cz']
+
+
+async def test_it_reports_a_server_that_is_not_there() -> None:
+    from smtp_server import free_port
+
+    transport = transport_from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
+    result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)
+    await transport.close()
+    assert result.code == 0 and result.stage == "connect"
+
+
+def test_it_refuses_a_password_without_certain_encryption() -> None:
+    with pytest.raises(TransportConfigError, match="nešifrovaně"):
+        parse_smtp_url("smtp://user:secret@relay.sdruk.cz:587")
+    with pytest.raises(TransportConfigError, match="nešifrovaně"):
+        parse_smtp_url("smtp://user:secret@relay.sdruk.cz:25?starttls=false")
+    assert parse_smtp_url("smtp://user:secret@relay:587?starttls=true").starttls is True
+    assert parse_smtp_url("smtps://user:secret@relay").port == 465
+    allowed = parse_smtp_url("smtp://user:se%40cret@127.0.0.1:25?allow_insecure_auth=true")
+    assert (allowed.username, allowed.password) == ("user", "se@cret")
+
+
+def test_it_parses_an_smtp_url() -> None:
+    config = parse_smtp_url("smtp://relay.sdruk.cz:2525?starttls=true&concurrency=8&timeout=5")
+    assert (config.host, config.port, config.concurrency, config.timeout) == (
+        "relay.sdruk.cz",
+        2525,
+        8,
+        5.0,
+    )
+    assert "user:" not in config.describe()
+    with pytest.raises(TransportConfigError, match="neznámý parametr"):
+        parse_smtp_url("smtp://relay?concurency=8")
+    with pytest.raises(TransportConfigError, match="schéma"):
+        parse_smtp_url("http://relay")
+
+
+async def test_it_sends_over_starttls_with_auth(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server = SMTPServer(starttls=server_tls_context(cert, key), users={"sdruk": "tajné heslo"})
+    server.start()
+    try:
+        url = server.url(starttls="true", ca_file=str(cert)).replace(
+            "smtp://", "smtp://sdruk:tajn%C3%A9%20heslo@"
+        )
+        transport = transport_from_url(url.replace("127.0.0.1", "localhost"))
+        result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)
+        await transport.close()
+    finally:
+        server.stop()
+    assert result.ok, result
+    assert server.logins == ["sdruk"]
+    assert server.messages[0].data == MESSAGE
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_it_reports_a_wrong_password_as_a_policy_refusal(
+    tls_files: tuple[Path, Path],
+) -> None:
+    cert, key = tls_files
+    server = SMTPServer(implicit_tls=server_tls_context(cert, key), users={"sdruk": "správné"})
+    server.start()
+    try:
+        url = f"smtps://sdruk:spatne@localhost:{server.port}?ca_file={cert}"
+        transport = transport_from_url(url)
+        result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)
+        await transport.close()
+    finally:
+        server.stop()
+    assert result.code == 535 and result.stage == "connect"
+    assert server.messages == []
+
+
+async def test_it_captures_messages_as_eml_files(tmp_path: Path) -> None:
+    transport = transport_from_url(f"capture://{tmp_path / 'outbox'}")
+    assert isinstance(transport, CaptureTransport)
+    result = await transport.send("bounce+t@bounces.sdruk.cz", ["jana@knihovna.cz"], MESSAGE)
+    assert result.ok
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 1 and "jana@knihovna.cz" in files[0].name
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert parsed["Return-Path"] == "<bounce+t@bounces.sdruk.cz>"
+    assert parsed["To"] == "jana@knihovna.cz"
+    assert str(parsed["From"]).startswith("Sdružení")
+
+
+def test_it_builds_an_smtp_pool_from_a_url() -> None:
+    transport = transport_from_url("smtp://127.0.0.1:2525?concurrency=3", concurrency=7)
+    assert isinstance(transport, SMTPTransport) and transport.concurrency == 7
