@@ -81,9 +81,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def configured(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Settings pointed at the test database and a private data directory; schema migrated."""
     data_dir = tmp_path / "var"
     monkeypatch.setenv("DATABASE_URL", database_url)

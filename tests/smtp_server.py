@@ -13,6 +13,7 @@ directly for TLS/AUTH variants:
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import ssl
@@ -58,6 +59,11 @@ class Handler:
     counter: int = 0
     # Keep only the header block of each message (large runs: tens of thousands of bodies).
     headers_only: bool = False
+    # Seconds each DATA takes (to make transactions overlap), and the most transactions seen
+    # at once per recipient domain (counted from RCPT to the end of DATA; fault-free runs).
+    data_delay: float = 0.0
+    active: dict[str, int] = field(default_factory=dict)
+    peak: dict[str, int] = field(default_factory=dict)
 
     def _fault(self, stage: str, addresses: list[str]) -> str | None:
         with self.lock:
@@ -113,12 +119,22 @@ class Handler:
         if reply is not None:
             return self._answer(server, reply)
         envelope.rcpt_tos.append(address)
+        domain = address.rpartition("@")[2]
+        with self.lock:
+            self.active[domain] = self.active.get(domain, 0) + 1
+            self.peak[domain] = max(self.peak.get(domain, 0), self.active[domain])
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         reply = self._fault("data", list(envelope.rcpt_tos))
         if reply is not None:
             return self._answer(server, reply)
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        with self.lock:
+            for address in envelope.rcpt_tos:
+                domain = address.rpartition("@")[2]
+                self.active[domain] = self.active.get(domain, 1) - 1
         data = envelope.original_content or b""
         if self.headers_only:
             data = data.split(b"\r\n\r\n", 1)[0]

@@ -14,6 +14,7 @@ from mailer import settings as mailer_settings
 from mailer.cli import app
 from mailer.compose.campaigns import PRAGUE, load_blueprint, load_blueprints
 from mailer.compose.check import Problem, check_blueprint, toml_key_lines
+from mailer.compose.window import SendingWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "campaigns"
@@ -116,6 +117,38 @@ def test_it_reports_a_missing_required_key_and_bad_reminder_times(campaigns: Pat
     assert any(
         p.line == line_of(toml, "[event]") and "registration_url" in p.message for p in problems
     ), problems
+
+
+def test_it_reads_the_sending_window(campaigns: Path) -> None:
+    join = load_blueprint("join-this-year-2026")
+    assert join.sending_window.describe() == "po, út, st, čt, pá 08:00–19:00 mimo státní svátky"
+    # Without the table: working days 8:00–17:00, no public holidays.
+    toml = campaigns / "join-this-year-2026" / "campaign.toml"
+    text = toml.read_text(encoding="utf-8")
+    start = text.index("[sending_window]")
+    toml.write_text(text[:start] + text[text.index("[segment]") :], encoding="utf-8")
+    assert load_blueprint("join-this-year-2026").sending_window == SendingWindow()
+    # `sending_window = false` (a top-level key, before any table): any time.
+    edit(toml, 'tracking = "anonymous"', 'tracking = "anonymous"\nsending_window = false')
+    assert not load_blueprint("join-this-year-2026").sending_window.enabled
+    assert check_blueprint("join-this-year-2026") == []
+
+
+def test_it_reports_a_bad_sending_window_at_its_key(campaigns: Path) -> None:
+    toml = campaigns / "join-this-year-2026" / "campaign.toml"
+    original = toml.read_text(encoding="utf-8")
+    for old, new, needle, words in [
+        ('"čt", "pá"]', '"čt", "pátek"]', "pátek", "neznámý den „pátek“"),
+        ('end = "19:00"', 'end = "7 večer"', "7 večer", "sending_window.end"),
+        ('start = "08:00"', 'start = "20:00"', 'start = "20:00"', "začátek musí být před"),
+        ("holidays = true", "svatky = true", "svatky", "neznámý klíč „svatky“"),
+        ("holidays = true", 'holidays = "ano"', 'holidays = "ano"', "holidays"),
+    ]:
+        toml.write_text(original, encoding="utf-8")
+        edit(toml, old, new)
+        problem = only(check_blueprint("join-this-year-2026"))
+        assert (problem.file, problem.line) == (str(toml), line_of(toml, needle)), problem
+        assert words in problem.message, problem
 
 
 def test_it_checks_the_segment_and_reminder_audiences(campaigns: Path) -> None:
@@ -261,8 +294,12 @@ def test_it_computes_when_each_step_is_due() -> None:
     launched = datetime(2026, 11, 27, 10, 0, tzinfo=PRAGUE)  # Friday
     # +10 days is a Monday, inside working hours.
     assert join.due_at("pripominka", launched) == datetime(2026, 12, 7, 10, 0, tzinfo=PRAGUE)
-    # From send_at +10 days is a Sunday: moved to Monday morning (quiet hours, weekends).
-    assert join.due_at("pripominka") == datetime(2026, 12, 7, 8, 0, tzinfo=PRAGUE)
+    # From send_at +10 days is a Sunday: due then as written; the scheduler holds it until the
+    # sending window opens on Monday morning.
+    assert join.due_at("pripominka") == datetime(2026, 12, 6, 9, 30, tzinfo=PRAGUE)
+    assert join.sending_window.next_open(join.due_at("pripominka")) == datetime(
+        2026, 12, 7, 8, 0, tzinfo=PRAGUE
+    )
     assert join.due_at("posledni-vyzva") == datetime(2026, 12, 15, 9, 30, tzinfo=PRAGUE)
     conference = load_blueprint("knihovny-soucasnosti-2027")
     start = conference.event.start if conference.event else None

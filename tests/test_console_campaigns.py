@@ -262,7 +262,8 @@ def test_it_shows_the_funnel_without_machine_opens_and_exports_csv(
 
 
 def test_it_counts_people_not_machines_in_the_funnel(engine: Engine, tmp_path: Path) -> None:
-    from mailer.web.console.results import compute
+    from mailer.events.stats import run_stats
+    from mailer.web.console.results import funnel_rows
 
     load_contacts(engine, tmp_path)
     with Session(engine) as session:
@@ -290,8 +291,8 @@ def test_it_counts_people_not_machines_in_the_funnel(engine: Engine, tmp_path: P
                 session, kind, run_id=run.id, outbox_id=outbox_id, is_machine=machine
             )
         session.commit()
-        results = compute(session, run)
-    funnel = {label: n for label, n, _ in results.funnel()}
+        stats = run_stats(session, run.id)
+    funnel = {label: n for _, label, n, _ in funnel_rows(stats)}
     assert funnel["Odesláno"] == 2 and funnel["Doručeno"] == 2
     assert funnel["Otevřeno lidmi"] == 1 and funnel["Kliknuto"] == 1
-    assert results.machine["open"] == 1 and results.machine["click"] == 1
+    assert stats.machine_opens == 1 and stats.machine_clicks == 1

@@ -182,3 +182,23 @@ async def test_it_skips_contacts_who_left_after_the_launch(
     assert by_email["k3@knihovna.cz"].error == "adresa mezitím nedoručitelná"
     assert stats.skipped == 3
     assert progress(engine, run_id).status == "sent"
+
+
+async def test_it_limits_transactions_at_once_per_destination_domain(
+    engine: Engine, smtp_server: SMTPServer
+) -> None:
+    add_contacts(engine, 12, domain="knihovna.cz")
+    add_contacts(engine, 12, prefix="m", domain="mestska.cz")
+    launch(engine, blueprint())
+    smtp_server.handler.data_delay = 0.02
+
+    await _drain(engine, smtp_server, domain_concurrency=1)
+    limited = dict(smtp_server.handler.peak)
+    assert len(smtp_server.messages) == 24
+
+    # The reminder to the same people, without the limit, overlaps transactions to a domain.
+    smtp_server.handler.peak.clear()
+    assert launch(engine, blueprint(), "pripominka").recipients == 24
+    await _drain(engine, smtp_server)
+    assert limited == {"knihovna.cz": 1, "mestska.cz": 1}
+    assert smtp_server.handler.peak["knihovna.cz"] > 1

@@ -47,26 +47,16 @@ def test_it_sends_twenty_thousand_with_four_workers_exactly_once(
         "SECRET_KEY": "test-secret-key",
         "SMTP_URL": sink.url(),
     }
+
+    def command(n: int) -> list[str]:
+        return [
+            sys.executable, "-c", "from mailer.cli import main; main()",
+            "send", "--drain", "--json", "--worker-id", f"scale-{n}",
+            "--concurrency", "8", "--batch", "100",
+        ]  # fmt: skip
+
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from mailer.cli import main; main()",
-                "send",
-                "--drain",
-                "--json",
-                "--worker-id",
-                f"scale-{n}",
-                "--concurrency",
-                "8",
-                "--batch",
-                "100",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
+        subprocess.Popen(command(n), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for n in range(WORKERS)
     ]
     summaries = []

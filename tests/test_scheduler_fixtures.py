@@ -34,7 +34,7 @@ subject = "Pozvánka: {{{{ event.title }}}}"
 preheader = "Program a registrace uvnitř."
 send_at = {send_at}
 tracking = "individual"
-{quiet}
+{window}
 [segment]
 library_type = ["mestska", "obecni"]
 
@@ -58,13 +58,13 @@ def write_campaign(
     *,
     slug: str = SLUG,
     send_at: datetime = SEND_AT,
-    quiet: str = "",
+    window: str = "",
 ) -> Path:
     folder = directory / slug
     folder.mkdir(parents=True, exist_ok=True)
     local = send_at.astimezone(PRAGUE).replace(tzinfo=None).isoformat(timespec="seconds")
     (folder / "campaign.toml").write_text(
-        CAMPAIGN_TOML.format(send_at=local, quiet=quiet), encoding="utf-8"
+        CAMPAIGN_TOML.format(send_at=local, window=window), encoding="utf-8"
     )
     shutil.copy(ROOT / "campaigns" / "knihovny-soucasnosti-2027" / "body.mjml", folder)
     return folder

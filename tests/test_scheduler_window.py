@@ -20,16 +20,16 @@ from test_scheduler_fixtures import (  # noqa: F401 (fixtures)
     write_campaign,
 )
 
-from mailer.models import Run, RunStatus, StepStatus
-from mailer.scheduling.clock import ManualClock
-from mailer.scheduling.steps import QUIET_PREFIX, sync_blueprints, tick
-from mailer.scheduling.window import (
+from mailer.compose.window import (
     DEFAULT_WINDOW,
     SendingWindow,
     WindowError,
     is_public_holiday,
     window_from,
 )
+from mailer.models import Run, RunStatus, StepStatus
+from mailer.scheduling.clock import ManualClock
+from mailer.scheduling.steps import QUIET_PREFIX, sync_blueprints, tick
 
 PRAGUE = ZoneInfo("Europe/Prague")
 
@@ -83,28 +83,48 @@ def test_it_reads_a_custom_window_and_rejects_nonsense() -> None:
         {"start": "07:30", "end": "19:00", "days": ["po", "út", "st", "čt", "pá", "so"]}
     )
     assert w.is_open(at(2026, 3, 7, 18, 0))  # Saturday allowed
+    assert not w.is_open(at(2026, 3, 7, 19, 0))
+    assert not window_from({"holidays": False}).is_sending_day(date(2026, 3, 7))
+    assert window_from({"holidays": False}).is_open(at(2026, 4, 3, 10, 0))  # Good Friday
     assert not window_from(False).enabled
     assert window_from(None) is DEFAULT_WINDOW
-    with pytest.raises(WindowError, match="den"):
+    assert window_from(True) is DEFAULT_WINDOW
+    with pytest.raises(WindowError, match="den") as bad_day:
         window_from({"days": ["pondělí"]})
+    assert bad_day.value.key == "days"
     with pytest.raises(WindowError, match="začátek"):
         window_from({"start": "18:00", "end": "08:00"})
+    with pytest.raises(WindowError, match="neznámý klíč") as typo:
+        window_from({"weekends": True})  # the old quiet-hours key is not silently ignored
+    assert typo.value.key == "weekends"
     assert SendingWindow(enabled=False).next_open(at(2026, 4, 3, 3, 0)) == at(2026, 4, 3, 3, 0)
 
 
 def test_it_takes_the_window_from_the_blueprint(campaigns_dir: Path) -> None:
     from mailer.compose.campaigns import load_blueprint
-    from mailer.scheduling.window import window_for
 
-    assert window_for(load_blueprint(SLUG)) is DEFAULT_WINDOW
+    assert load_blueprint(SLUG).sending_window == DEFAULT_WINDOW
     write_campaign(
         campaigns_dir,
-        quiet="[quiet_hours]\nstart = 19:00:00\nend = 07:00:00\nweekends = false\n",
+        window='[sending_window]\nstart = "09:00"\nend = "19:00"\n'
+        'days = ["po", "út", "st", "čt", "pá", "so"]\n',
     )
-    w = window_for(load_blueprint(SLUG))
+    w = load_blueprint(SLUG).sending_window
     assert w.is_open(at(2026, 3, 7, 18, 30))  # a Saturday evening, allowed by this campaign
     assert not w.is_open(at(2026, 3, 7, 19, 0))
-    assert not w.is_open(at(2026, 4, 3, 10, 0))  # still no sending on a public holiday
+    assert not w.is_open(at(2026, 3, 9, 8, 30))
+    assert not w.is_open(at(2026, 4, 3, 10, 0))  # holidays = true unless said otherwise
+
+
+def test_it_launches_any_time_without_a_window(engine: Engine, campaigns_dir: Path) -> None:
+    saturday_night = at(2026, 3, 7, 23, 0)
+    write_campaign(campaigns_dir, send_at=saturday_night, window="sending_window = false\n")
+    add_people(engine, ["alena"])
+    sync_blueprints(engine)
+    assert steps(engine)["launch"].due_at == saturday_night
+    tick(engine, now=saturday_night, grace=GRACE)
+    assert steps(engine)["launch"].status == StepStatus.LAUNCHED
+    assert len(runs(engine)) == 1
 
 
 def test_it_holds_a_launch_due_on_a_weekend_until_monday(
@@ -122,8 +142,11 @@ def test_it_holds_a_launch_due_on_a_weekend_until_monday(
     clock.set(at(2026, 3, 9, 8, 0))
     tick(engine, now=clock.now(), grace=GRACE)
     launch = steps(engine)["launch"]
-    # Waiting for the window is not being late.
+    # Due on Saturday as the blueprint says, started on Monday: waiting for the window is not
+    # being late (nor missed, though Saturday is more than the 24 h grace ago).
+    assert launch.due_at == saturday
     assert launch.status == StepStatus.LAUNCHED
+    assert launch.note is None
     assert len(runs(engine)) == 1
 
 

@@ -174,7 +174,8 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _header_key(text: str) -> str:
+def header_key(text: str) -> str:
+    """A column header folded for matching ("E-mail" -> "email"), as HEADER_ALIASES keys are."""
     return "".join(ch for ch in fold(text) if ch.isalnum())
 
 
@@ -244,7 +245,12 @@ _MAX_LEN = {
 }
 
 
-def _decode(raw: bytes) -> tuple[str, str]:
+def decode_csv_bytes(raw: bytes) -> tuple[str, str]:
+    """A CSV file's bytes as text and the encoding found: UTF-8 (with or without BOM), else
+    Windows-1250 (Excel on Czech Windows). Raises ImportFileError for binary or other files.
+    Every CSV import of the project (contacts, registrations) reads files through this."""
+    if b"\x00" in raw[:4096]:
+        raise ImportFileError("Soubor je binární nebo v UTF-16; uložte jej jako CSV (UTF-8).")
     if raw.startswith(codecs.BOM_UTF8):
         try:
             return raw[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
@@ -263,7 +269,8 @@ def _decode(raw: bytes) -> tuple[str, str]:
         ) from exc
 
 
-def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+def sniff_dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
+    """The CSV dialect of decoded text: comma, semicolon (Czech Excel) or tab delimited."""
     header = text.split("\n", 1)[0]
     sample = "\n".join(text[:65536].split("\n")[:50])
     try:
@@ -293,7 +300,7 @@ class _Row:
 
 
 def _parse_rows(text: str, report: ImportReport) -> Iterator[_Row]:
-    dialect = _dialect(text)
+    dialect = sniff_dialect(text)
     report.delimiter = dialect.delimiter
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
@@ -305,7 +312,7 @@ def _parse_rows(text: str, report: ImportReport) -> Iterator[_Row]:
     columns: list[tuple[int, str, str]] = []  # (index, field, header as written)
     seen: set[str] = set()
     for index, name in enumerate(header):
-        key = HEADER_ALIASES.get(_header_key(name))
+        key = HEADER_ALIASES.get(header_key(name))
         if key and key not in seen:
             seen.add(key)
             columns.append((index, key, name.strip()))
@@ -581,9 +588,7 @@ def import_contacts(
         raw = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"Soubor {path} nelze otevřít: {exc.strerror or exc}") from exc
-    if b"\x00" in raw[:4096]:
-        raise ImportFileError("Soubor je binární nebo v UTF-16; uložte jej jako CSV (UTF-8).")
-    text, encoding = _decode(raw)
+    text, encoding = decode_csv_bytes(raw)
     report = ImportReport(encoding=encoding, dry_run=dry_run)
     merged = _merge(_parse_rows(text, report), report)
     now = utcnow()

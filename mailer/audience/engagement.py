@@ -9,6 +9,7 @@ open, since many people read with images blocked and so never fetch the pixel.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from sqlalchemy.orm import aliased
 from mailer.audience.segments import FieldSpec, SegmentContext, register_field
 from mailer.models import Contact, Event, EventKind, Library, MessageStatus, OutboxMessage, Run
 
-__all__ = ["ENGAGEMENT_FIELDS"]
+__all__ = ["ENGAGEMENT_FIELDS", "registered_contacts"]
 
 
 def _c(column: Any) -> Any:
@@ -68,18 +69,48 @@ def _clicked(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bo
     return _yes_no(values, _human_event((EventKind.CLICK,), context))
 
 
-def _registered(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
-    """A REGISTERED event for this campaign: from `sdruk registrations import` or from a
-    person's click on the registration link (the scheduler records those before a step)."""
-    exists = sa.exists().where(
-        _c(Event.contact_id) == Contact.id,
+def registered_contacts(campaign: str | None, *, since: datetime | None = None) -> sa.Select[Any]:
+    """Ids of the contacts who registered for a campaign's event (since a moment, if given),
+    by either evidence:
+    - a REGISTERED event for the campaign (`sdruk registrations import`);
+    - a person's click on the registration link of one of the campaign's messages (the run's
+      frozen `content["registration_link"]` says which link index that is).
+
+    Clicks are read here, at query time, rather than copied into REGISTERED events when they
+    arrive, because classification can still relabel a click as a link scanner's later (a
+    burst found with the next clicks): a copy would go on counting a machine as a registrant.
+    Reminder audiences and `sdruk schedule` count with this."""
+    run = aliased(Run)
+    imported = sa.select(_c(Event.contact_id)).where(
         _c(Event.kind) == EventKind.REGISTERED.value,
+        _c(Event.contact_id).is_not(None),
         sa.or_(
-            _c(Event.detail)["campaign"].as_string() == context.campaign,
-            _c(Event.run_id).in_(_campaign_runs(context)),
+            _c(Event.detail)["campaign"].as_string() == campaign,
+            _c(Event.run_id).in_(sa.select(_c(Run.id)).where(_c(Run.campaign) == campaign)),
         ),
     )
-    return _yes_no(values, exists)
+    clicked = (
+        sa.select(_c(Event.contact_id))
+        .join(run, _c(run.id) == _c(Event.run_id))
+        .where(
+            _c(run.campaign) == campaign,
+            _c(Event.kind) == EventKind.CLICK.value,
+            _c(Event.is_machine).is_(sa.false()),
+            _c(Event.contact_id).is_not(None),
+            _c(Event.link_index) == _c(run.content)["registration_link"].as_integer(),
+        )
+    )
+    if since is not None:
+        imported = imported.where(_c(Event.occurred_at) >= since)
+        clicked = clicked.where(_c(Event.occurred_at) >= since)
+    # A plain select over the union, so callers can use it with IN or execute it alike.
+    both = sa.union(imported, clicked).subquery()
+    return sa.select(both.c[0])
+
+
+def _registered(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    """Registered for this campaign's event (see `registered_contacts`)."""
+    return _yes_no(values, _c(Contact.id).in_(registered_contacts(context.campaign)))
 
 
 def _joined(values: Sequence[Any], _context: SegmentContext) -> ColumnElement[bool]:

@@ -63,10 +63,8 @@ def _show(p: RunProgress) -> None:
     if p.status_reason:
         console.print(f"Důvod: {p.status_reason}")
     if p.rate_per_second:
-        console.print(
-            f"Rychlost: {p.rate_per_second:.1f} zpráv/s".replace(".", ",")
-            + f", zbývá přibližně {_duration(p.eta_seconds)}"
-        )
+        left = f", zbývá přibližně {_duration(p.eta_seconds)}" if p.eta_seconds is not None else ""
+        console.print(f"Rychlost: {p.rate_per_second:.1f} zpráv/s".replace(".", ",") + left)
     if p.possible_duplicates:
         console.print(
             f"[yellow]Možné duplicity: {_number(p.possible_duplicates)}[/yellow] "

@@ -28,31 +28,40 @@ def _summary(stats: RunStats) -> Table:
     table = Table(title=f"Běh {stats.run_id}: {stats.campaign} / {stats.step} ({status})")
     table.add_column("Ukazatel")
     table.add_column("Počet", justify="right")
-    table.add_column("Podíl z odeslaných", justify="right")
-    rows = [
-        ("Příjemci", stats.recipients, None),
-        ("Odesláno", stats.sent, None),
-        ("Čeká na odeslání", stats.queued, None),
-        ("Selhalo", stats.failed, None),
-        ("Vynecháno", stats.skipped, None),
+    table.add_column("Podíl", justify="right")
+    sent, libraries = stats.sent, stats.libraries
+    # (label, number, note beside the number, denominator of the share or None)
+    rows: list[tuple[str, int, str, int | None]] = [
+        ("Příjemci", stats.recipients, "", None),
+        ("Odesláno", sent, "", None),
+        ("Doručeno (bez vrácených)", stats.delivered, "", sent),
+        ("Čeká na odeslání", stats.queued, "", None),
+        ("Selhalo", stats.failed, "", None),
+        ("Vynecháno", stats.skipped, "", None),
         (
             "Nedoručeno (trvale / dočasně)",
             stats.bounced,
             f"{stats.hard_bounces} / {stats.soft_bounces}",
+            sent,
         ),
-        ("Otevřeli lidé (unikátní)", stats.unique_human_opens, True),
-        ("Otevření stroji (Apple MPP, skenery)", stats.machine_opens, None),
-        ("Klikli lidé (unikátní)", stats.unique_human_clicks, True),
-        ("Kliknutí strojů (bezpečnostní brány)", stats.machine_clicks, None),
-        ("Webová verze", stats.web_views, None),
-        ("Odhlášení", stats.unsubscribes, True),
-        ("Stížnosti na spam", stats.complaints, True),
+        ("Otevřeli lidé (unikátní)", stats.unique_human_opens, "", sent),
+        ("Otevření stroji (Apple MPP, skenery)", stats.machine_opens, "", None),
+        ("Klikli lidé (unikátní)", stats.unique_human_clicks, "", sent),
+        ("Kliknutí strojů (bezpečnostní brány)", stats.machine_clicks, "", None),
+        ("Webová verze", stats.web_views, "", None),
+        ("Odhlášení", stats.unsubscribes, "", sent),
+        ("Stížnosti na spam", stats.complaints, "", sent),
+        ("Registrace na akci", stats.registered, "", sent),
+        (
+            "Vstoupilo knihoven do SDRUK",
+            stats.joined_libraries,
+            f"z {libraries} oslovených",
+            libraries,
+        ),
     ]
-    for label, value, share in rows:
-        if isinstance(share, str):
-            table.add_row(label, f"{value} ({share})", _percent(value, stats.sent))
-        else:
-            table.add_row(label, str(value), _percent(value, stats.sent) if share else "")
+    for label, value, note, base in rows:
+        shown = f"{value} ({note})" if note else str(value)
+        table.add_row(label, shown, "" if base is None else _percent(value, base))
     return table
 
 
@@ -79,6 +88,7 @@ def _groups(title: str, groups: list[GroupStats]) -> Table:
     for name in ("", "Příjemci", "Odesláno", "Otevřeli", "Klikli", "Odhlásili", "Nedoručeno"):
         table.add_column(name, justify="left" if not name else "right")
     table.add_column("Stížnosti", justify="right")
+    table.add_column("Vstoupilo knihoven", justify="right")
     for g in groups:
         table.add_row(
             g.label,
@@ -89,6 +99,7 @@ def _groups(title: str, groups: list[GroupStats]) -> Table:
             str(g.unsubscribed),
             str(g.bounced),
             str(g.complained),
+            f"{g.joined_libraries} z {g.libraries}",
         )
     return table
 

@@ -2,7 +2,8 @@
 
 A blueprint says what is sent (subject, body file), to whom (segment, reminder audiences),
 from whom, and when (the launch `send_at`, and each reminder's offset after the launch,
-before the event, or fixed moment). Times in the TOML are local times in Europe/Prague.
+before the event, or fixed moment, all sent within the campaign's `[sending_window]`). Times
+in the TOML are local times in Europe/Prague.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import tomllib
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from mailer.compose.czech import PRAGUE
+from mailer.compose.window import DEFAULT_WINDOW, SendingWindow, window_from
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
 STEP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
@@ -69,40 +71,6 @@ def local_datetime(value: Any) -> datetime:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class QuietHours(_Model):
-    """When nothing is sent: the nightly window (local time) and, optionally, weekends."""
-
-    start: time = time(20, 0)
-    end: time = time(7, 0)
-    weekends: bool = True
-
-    def is_quiet(self, moment: datetime) -> bool:
-        local = moment.astimezone(PRAGUE)
-        if self.weekends and local.weekday() >= 5:
-            return True
-        now = local.time()
-        if self.start == self.end:
-            return False
-        if self.start < self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end
-
-    def next_allowed(self, moment: datetime) -> datetime:
-        """The moment itself, or the end of the quiet period it falls in."""
-        local = moment.astimezone(PRAGUE)
-        for _ in range(8 * 24 * 4):
-            if not self.is_quiet(local):
-                return local
-            # Jump to the next quiet-window end (or the next day's end for weekends).
-            candidate = datetime.combine(local.date(), self.end, tzinfo=PRAGUE)
-            if candidate <= local:
-                candidate = datetime.combine(
-                    local.date() + timedelta(days=1), self.end, tzinfo=PRAGUE
-                )
-            local = candidate
-        return local
 
 
 class Session(_Model):
@@ -225,7 +193,9 @@ class Blueprint(_Model):
     segment: dict[str, Any] = Field(default_factory=dict)
     send_at: datetime
     tracking: Tracking = Tracking.ANONYMOUS
-    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    # `[sending_window]` table, or `sending_window = false` for any time; default: working
+    # days 8:00–17:00 without Czech public holidays.
+    sending_window: Annotated[SendingWindow, BeforeValidator(window_from)] = DEFAULT_WINDOW
     event: Event | None = None
     steps: list[Step]
     body: str = "body.mjml"
@@ -264,10 +234,11 @@ class Blueprint(_Model):
         raise KeyError(f"kampaň {self.slug} nemá krok {name!r}")
 
     def due_at(self, step: Step | str, launched_at: datetime | None = None) -> datetime:
-        """When a step is due (aware, Europe/Prague), moved out of the quiet hours.
+        """When a step is due (aware, Europe/Prague), as the blueprint says it.
 
         The launch is due at `send_at`; `after_launch` counts from the actual launch time
-        (`launched_at`, else `send_at`)."""
+        (`launched_at`, else `send_at`). Not moved into the sending window: the scheduler
+        holds a due step until `sending_window` opens (and does not count that as late)."""
         if isinstance(step, str):
             step = self.step(step)
         if step.is_launch:
@@ -280,7 +251,7 @@ class Blueprint(_Model):
             due = self.event.start - step.before_event
         else:  # unreachable for a validated blueprint
             raise BlueprintError(f"krok {step.name} nemá čas")
-        return self.quiet_hours.next_allowed(due)
+        return due.astimezone(PRAGUE)
 
     def audience_for(self, step: Step | str) -> dict[str, Any]:
         """The whole segment of a step: the campaign's segment AND the step's audience."""

@@ -2,9 +2,10 @@
 
 mjml-python compiles whatever it is given (unknown tags and attributes pass silently), Jinja
 fails only at render time, and some MJML + Jinja mixtures break silently (DESIGN.md). So this
-module checks, per campaign: the TOML against the Blueprint schema, the segment and reminder
-audiences, each MJML file (well-formed, known mj-* tags and attributes, the known gotchas),
-Jinja syntax, every variable defined, and finally a trial render of every step.
+module checks, per campaign: the TOML against the Blueprint schema (sending window included),
+the segment and reminder audiences, each MJML file (well-formed, known mj-* tags and
+attributes, the known gotchas), Jinja syntax, every variable defined, and finally a trial
+render of every step.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from mailer.compose.mjml_schema import (
     MJML_ATTRIBUTES,
     PARENTS,
 )
+from mailer.compose.window import WindowError
 
 ENGAGEMENT_FIELDS = ("received", "opened", "clicked", "registered", "joined")
 
@@ -136,8 +138,14 @@ def check_toml(path: Path, slug: str) -> tuple[Blueprint | None, list[Problem], 
         problems = []
         for err in exc.errors():
             loc = tuple(err.get("loc", ()))
-            where = ".".join(str(p) for p in loc) or "kampaň"
             msg = err.get("msg", "neplatná hodnota").removeprefix("Value error, ")
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, WindowError):
+                # The window's message names its key already; point at that key's line.
+                line = _line_for(lines, (*loc, cause.key) if cause.key else loc)
+                problems.append(Problem(name, line, msg))
+                continue
+            where = ".".join(str(p) for p in loc) or "kampaň"
             problems.append(Problem(name, _line_for(lines, loc), f"{where}: {msg}"))
         return None, problems, raw
 

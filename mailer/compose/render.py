@@ -338,6 +338,9 @@ def freeze(blueprint: Blueprint, step_name: str = "launch") -> dict[str, Any]:
         "html": html_template,
         "text": text_template,
         "links": links,
+        # Which of `links` is the event's registration: a person's click on it counts as
+        # registering (engagement field `registered`); None when the step does not link it.
+        "registration_link": _registration_link(blueprint, links),
         "from_name": blueprint.from_name or settings.sender_name,
         "from_email": blueprint.from_email or settings.sender_email,
         "reply_to": blueprint.reply_to or blueprint.from_email or settings.sender_email,
@@ -347,6 +350,11 @@ def freeze(blueprint: Blueprint, step_name: str = "launch") -> dict[str, Any]:
         "values": _to_json(values),
         "frozen_at": datetime.now(UTC).isoformat(),
     }
+
+
+def _registration_link(blueprint: Blueprint, links: list[str]) -> int | None:
+    url = blueprint.event.registration_url if blueprint.event else None
+    return links.index(url) if url in links else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,8 +233,8 @@ def pause(engine: Engine, run_id: int, reason: str, *, actor: str = "cli") -> st
     return RunStatus.PAUSED.value
 
 
-def resume(engine: Engine, run_id: int, *, actor: str = "cli") -> str:
-    """Let workers claim the run's messages again."""
+def resume(engine: Engine, run_id: int, reason: str = "", *, actor: str = "cli") -> str:
+    """Let workers claim the run's messages again. Returns the new status."""
     now = utcnow()
     with engine.begin() as conn:
         row = _run_row(conn, run_id)
@@ -248,7 +248,7 @@ def resume(engine: Engine, run_id: int, *, actor: str = "cli") -> str:
             .where(ob.runs.c.id == run_id)
             .values(status=status, status_reason=None)
         )
-        _audit(conn, actor, "resume", f"run/{run_id}", {}, now)
+        _audit(conn, actor, "resume", f"run/{run_id}", {"reason": reason}, now)
     return status
 
 

@@ -409,7 +409,15 @@ class Worker:
                 continue
             self._in_flight += 1
             try:
-                outcome = await self._deliver(message)
+                try:
+                    outcome = await self._deliver(message)
+                except Exception as exc:
+                    # A bug must not silently cost a sender (or leave the row leased): the
+                    # message is retried later like any temporary failure, and logged.
+                    log.exception("Neočekávaná chyba při odesílání zprávy %d", message.id)
+                    outcome = self._count_error(
+                        Outcome(message, RETRY, f"vnitřní chyba: {exc}"[:1000], utcnow())
+                    )
                 await self._settle(outcome)
             finally:
                 self._in_flight -= 1

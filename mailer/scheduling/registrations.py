@@ -1,6 +1,7 @@
-"""Registrations for a campaign's event, recorded as REGISTERED events so reminders skip those
-who registered: from a file the registration system exports (`sdruk registrations import`),
-and from people's clicks on the registration link of the campaign's messages."""
+"""Registrations for a campaign's event from a file the registration system exports
+(`sdruk registrations import`), recorded as REGISTERED events so reminders skip those who
+registered. (A person's click on the registration link counts too; that is read straight from
+the click events, see `mailer.audience.engagement.registered_contacts`.)"""
 
 from __future__ import annotations
 
@@ -11,21 +12,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from mailer.audience.contacts import (
     HEADER_ALIASES,
     ImportFileError,
     InvalidAddress,
-    _decode,  # the same reading rules as the contact import (BOM, UTF-8, Windows-1250)
-    _dialect,
-    fold,
+    decode_csv_bytes,
+    header_key,
     normalize_email,
+    sniff_dialect,
 )
 from mailer.events.record import registered
-from mailer.models import Contact, Event, EventKind, Run
+from mailer.models import Contact, Run
 
 _CAMPAIGN_HEADERS = {"kampan", "campaign", "slug"}
 _DATE_HEADERS = {"datum", "datumregistrace", "registrovano", "registeredat", "date", "cas"}
@@ -46,10 +46,6 @@ class RegistrationReport:
             "unknown": self.unknown,
             "rejected": self.rejected,
         }
-
-
-def _key(header: str) -> str:
-    return "".join(ch for ch in fold(header) if ch.isalnum())
 
 
 def _parse_when(text: str, tz: Any) -> datetime | None:
@@ -93,12 +89,16 @@ def import_registrations(
         raw = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"Soubor {path} nelze přečíst: {exc.strerror}") from exc
-    text, _encoding = _decode(raw)
-    reader = csv.reader(io.StringIO(text), _dialect(text))
-    header = next(reader, None)
+    # The same reading rules as the contact import (BOM, UTF-8 or Windows-1250, delimiter).
+    text, _encoding = decode_csv_bytes(raw)
+    reader = csv.reader(io.StringIO(text, newline=""), sniff_dialect(text))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ImportFileError(f"Hlavičku souboru nelze přečíst: {exc}") from exc
     if not header:
         raise ImportFileError("Soubor je prázdný.")
-    keys = [_key(h) for h in header]
+    keys = [header_key(h) for h in header]
     email_col = next((i for i, k in enumerate(keys) if HEADER_ALIASES.get(k) == "email"), None)
     if email_col is None:
         raise ImportFileError("Soubor nemá sloupec s e-mailem (e-mail, email, mail).")
@@ -109,7 +109,8 @@ def import_registrations(
     report = RegistrationReport()
     with Session(engine) as session:
         run_ids: dict[str, int | None] = {}
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num  # the file's line, also after a cell spanning lines
             if not any(cell.strip() for cell in row):
                 continue
             cells = row + [""] * (len(header) - len(row))
@@ -155,40 +156,3 @@ def import_registrations(
                 report.already += 1
         session.commit()
     return report
-
-
-def record_registration_clicks(engine: Engine, blueprint: Any) -> int:
-    """Record a REGISTERED event for each person (not a link scanner) who clicked the
-    registration link in this campaign's messages. Idempotent; returns how many were new."""
-    event = getattr(blueprint, "event", None)
-    url = getattr(event, "registration_url", None)
-    if not url:
-        return 0
-    recorded = 0
-    with Session(engine) as session:
-        runs = session.exec(select(Run.id, Run.content).where(Run.campaign == blueprint.slug)).all()
-        for run_id, content in runs:
-            links = (content or {}).get("links") or []
-            indexes = [i for i, link in enumerate(links) if link == url]
-            if not indexes:
-                continue
-            clickers = session.exec(
-                select(Event.contact_id)
-                .where(
-                    Event.run_id == run_id,
-                    Event.kind == EventKind.CLICK,
-                    col(Event.is_machine).is_(sa.false()),
-                    col(Event.link_index).in_(indexes),
-                    col(Event.contact_id).is_not(None),
-                )
-                .distinct()
-            ).all()
-            for contact_id in clickers:
-                assert contact_id is not None
-                if registered(
-                    session, contact_id, campaign=blueprint.slug, run_id=run_id, source="click"
-                ):
-                    recorded += 1
-                    session.flush()
-        session.commit()
-    return recorded

@@ -27,8 +27,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from mailer.compose.czech import format_moment
+from mailer.compose.window import DEFAULT_WINDOW, SendingWindow
 from mailer.models import AuditEntry, Run, RunStatus, ScheduledStep, StepStatus
-from mailer.scheduling.window import DEFAULT_WINDOW, SendingWindow, WindowError, window_for
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +196,12 @@ def step_due(blueprint: Any, step: Any, launched_at: datetime | None) -> datetim
 
 
 def campaign_window(blueprint: Any | None) -> SendingWindow:
+    """The blueprint's sending window (validated with the blueprint); the default one for a
+    campaign whose blueprint cannot be loaded now, so its running runs still keep hours."""
     if blueprint is None:
         return DEFAULT_WINDOW
-    try:
-        return window_for(blueprint)
-    except WindowError as exc:
-        log.warning("%s: %s; platí výchozí okno", getattr(blueprint, "slug", "?"), exc)
-        return DEFAULT_WINDOW
+    window: SendingWindow = blueprint.sending_window
+    return window
 
 
 # --- sync ----------------------------------------------------------------------------------
@@ -596,10 +595,6 @@ def _launch_claimed(
         )
         return
     try:
-        if row.step != LAUNCH_STEP:
-            from mailer.scheduling.registrations import record_registration_clicks
-
-            record_registration_clicks(engine, blueprint)
         result = launcher.launch(engine, blueprint, row.step, now=now)
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         # The database is unreachable or busy: the claim stands and the next tick tries again.

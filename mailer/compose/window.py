@@ -1,8 +1,16 @@
-"""The sending window ("quiet hours" outside it): when a campaign may start and keep sending.
+"""The sending window of a campaign: when its sends may start and keep running.
+
+One definition for the whole project. A blueprint states it in its `[sending_window]` table
+(compose validates it with the rest of the blueprint); the scheduler holds a due step until
+the window opens and pauses a run still sending when it closes.
 
 Default: working days (Monday to Friday, not Czech public holidays) 8:00–17:00 Europe/Prague.
 Holidays come from the `holidays` package, which computes the movable ones (Good Friday,
-Easter Monday) for any year."""
+Easter Monday) for any year.
+
+It lives in compose, not in scheduling, because it is part of the blueprint: scheduling
+already depends on compose, so the dependency keeps pointing one way.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +24,24 @@ from zoneinfo import ZoneInfo
 import holidays
 
 PRAGUE = "Europe/Prague"
-# Czech day abbreviations as staff write them in a blueprint, and English ones.
+# Czech day abbreviations as staff write them in a blueprint (with or without diacritics).
 _DAY_NAMES: dict[str, int] = {
     "po": 0, "ut": 1, "út": 1, "st": 2, "ct": 3, "čt": 3, "pa": 4, "pá": 4, "so": 5, "ne": 6,
-    "mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
 }  # fmt: skip
+_DAY_LABELS = ("po", "út", "st", "čt", "pá", "so", "ne")
+# The keys of a blueprint's `[sending_window]` table.
+WINDOW_KEYS = ("start", "end", "days", "holidays")
 # Far enough to cross any run of holidays and weekends; a window never open is a config error.
 _SEARCH_DAYS = 400
 
 
 class WindowError(ValueError):
-    """A quiet-hours setting that cannot be understood."""
+    """A `[sending_window]` setting that cannot be understood; `key` names the offending key
+    (None for the table as a whole), so `campaigns check` can point at its line."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @lru_cache(maxsize=1)
@@ -38,11 +53,6 @@ def _czech_holidays() -> holidays.HolidayBase:
 def is_public_holiday(day: date) -> bool:
     """True on a Czech public holiday (státní svátek or ostatní svátek)."""
     return day in _czech_holidays()
-
-
-def holiday_name(day: date) -> str | None:
-    name = _czech_holidays().get(day)
-    return str(name) if name else None
 
 
 @dataclass(frozen=True)
@@ -95,108 +105,92 @@ class SendingWindow:
             day += timedelta(days=1)
         raise WindowError("okno pro odesílání se v příštím roce ani jednou neotevře")
 
-    def closes_at(self, at: datetime) -> datetime | None:
-        """When the window open at `at` closes (None when it is not open or never closes)."""
-        if not self.enabled or not self.is_open(at):
-            return None
-        return self._bounds(at.astimezone(self.tz).date())[1]
-
     def describe(self) -> str:
         """Czech one-liner for the console and the CLI."""
         if not self.enabled:
             return "kdykoli"
-        names = ["po", "út", "st", "čt", "pá", "so", "ne"]
-        days = ", ".join(names[d] for d in sorted(self.weekdays))
+        days = ", ".join(_DAY_LABELS[d] for d in sorted(self.weekdays))
         text = f"{days} {self.start:%H:%M}–{self.end:%H:%M}"
         return text + (" mimo státní svátky" if self.skip_holidays else "")
 
 
 DEFAULT_WINDOW = SendingWindow()
+ANY_TIME = SendingWindow(enabled=False)
 
 
 def _parse_time(value: Any, key: str) -> time:
     if isinstance(value, time):
         return value
+    hours, _, minutes = str(value).strip().partition(":")
     try:
-        hours, _, minutes = str(value).partition(":")
         return time(int(hours), int(minutes or 0))
     except ValueError as exc:
-        raise WindowError(f"quiet_hours.{key}: čas „{value}“ není ve tvaru HH:MM") from exc
+        raise WindowError(
+            f'sending_window.{key}: čas „{value}“ není ve tvaru HH:MM, např. "08:00"', key
+        ) from exc
 
 
 def _parse_days(value: Any) -> frozenset[int]:
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise WindowError(
+            'sending_window.days: uveďte seznam dnů, např. ["po", "út", "st", "čt", "pá"]', "days"
+        )
     days: set[int] = set()
     for item in value:
-        if isinstance(item, int) and 0 <= item <= 6:
-            days.add(item)
+        if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 6:
+            days.add(item)  # weekday numbers, as `SendingWindow.weekdays` holds them
             continue
         key = str(item).strip().lower()
         if key not in _DAY_NAMES:
             raise WindowError(
-                f"quiet_hours.days: neznámý den „{item}“ (platné: po, út, st, čt, pá, so, ne)"
+                f"sending_window.days: neznámý den „{item}“ (platné: {', '.join(_DAY_LABELS)})",
+                "days",
             )
         days.add(_DAY_NAMES[key])
+    if not days:
+        raise WindowError("sending_window.days: alespoň jeden den v týdnu musí být povolen", "days")
     return frozenset(days)
 
 
 def window_from(value: Any) -> SendingWindow:
-    """A window from a blueprint's `quiet_hours`: absent or true = the default; false = any
-    time; a table (or model) with start, end, days, holidays, timezone, enabled."""
+    """The window from a blueprint's `sending_window`: absent or true = the default (working
+    days 8:00–17:00, no public holidays); false = any time; a table with any of `start`,
+    `end` ("HH:MM"), `days` (["po", "út", …]) and `holidays` (true = skip Czech public
+    holidays), the rest taken from the default. Raises WindowError."""
     if value is None or value is True:
         return DEFAULT_WINDOW
     if value is False:
-        return SendingWindow(enabled=False)
+        return ANY_TIME
     if isinstance(value, SendingWindow):
         return value
-    if hasattr(value, "model_dump"):
-        value = value.model_dump()
     if not isinstance(value, Mapping):
-        raise WindowError(f"quiet_hours: nečekaná hodnota {value!r}")
+        raise WindowError(
+            "sending_window: čekám tabulku [sending_window] nebo „sending_window = false“ "
+            f"(odesílat kdykoli), ne {value!r}"
+        )
+    unknown = [key for key in value if key not in WINDOW_KEYS]
+    if unknown:
+        raise WindowError(
+            f"sending_window: neznámý klíč „{unknown[0]}“ (platné: {', '.join(WINDOW_KEYS)})",
+            str(unknown[0]),
+        )
     kwargs: dict[str, Any] = {}
-    for key, raw in value.items():
-        if raw is None:
-            continue
-        if key == "start":
-            kwargs["start"] = _parse_time(raw, key)
-        elif key == "end":
-            kwargs["end"] = _parse_time(raw, key)
-        elif key in ("days", "weekdays"):
-            kwargs["weekdays"] = _parse_days(raw)
-        elif key in ("holidays", "skip_holidays"):
-            kwargs["skip_holidays"] = bool(raw)
-        elif key == "timezone":
-            kwargs["timezone"] = str(raw)
-        elif key == "enabled":
-            kwargs["enabled"] = bool(raw)
+    if "start" in value:
+        kwargs["start"] = _parse_time(value["start"], "start")
+    if "end" in value:
+        kwargs["end"] = _parse_time(value["end"], "end")
+    if "days" in value:
+        kwargs["weekdays"] = _parse_days(value["days"])
+    if "holidays" in value:
+        if not isinstance(value["holidays"], bool):
+            raise WindowError(
+                "sending_window.holidays: true (ve státní svátky neodesílat) nebo false",
+                "holidays",
+            )
+        kwargs["skip_holidays"] = value["holidays"]
     window = SendingWindow(**kwargs)
-    if window.enabled and window.start >= window.end:
-        raise WindowError("quiet_hours: začátek musí být před koncem")
-    if window.enabled and not window.weekdays:
-        raise WindowError("quiet_hours: alespoň jeden den v týdnu musí být povolen")
+    if window.start >= window.end:
+        # Windows across midnight are not needed for office mail and would complicate pausing.
+        key = "start" if "start" in value else "end"
+        raise WindowError("sending_window: začátek musí být před koncem (týž den)", key)
     return window
-
-
-def window_for(blueprint: Any) -> SendingWindow:
-    """The sending window of a campaign blueprint.
-
-    Without a `[quiet_hours]` table in the TOML: working days 8:00–17:00 without holidays.
-    With one (compose's model: quiet from `start` to `end`, optionally all weekend): sends run
-    from `end` to `start` on the days it allows, still skipping Czech public holidays."""
-    quiet = getattr(blueprint, "quiet_hours", None)
-    if quiet is None or "quiet_hours" not in getattr(blueprint, "model_fields_set", set()):
-        return DEFAULT_WINDOW
-    if isinstance(quiet, bool | Mapping | SendingWindow):
-        return window_from(quiet)
-    start, end = getattr(quiet, "start", None), getattr(quiet, "end", None)
-    if not isinstance(start, time) or not isinstance(end, time):
-        return window_from(quiet)
-    weekdays = frozenset(range(5)) if getattr(quiet, "weekends", True) else frozenset(range(7))
-    if start == end:
-        # No quiet time in the day: any hour of an allowed day.
-        return SendingWindow(start=time(0, 0), end=time(23, 59, 59), weekdays=weekdays)
-    if end < start:
-        # The usual nightly quiet time, e.g. 17:00–8:00: sends run 8:00–17:00.
-        return SendingWindow(start=end, end=start, weekdays=weekdays)
-    raise WindowError(
-        "quiet_hours: klidová doba přes poledne (začátek před koncem) není podporována"
-    )
