@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system run test check bench format clean
+.PHONY: setup system run test check bench format clean screenshots
 
 setup: $(STAMP)
 
@@ -41,3 +41,7 @@ format: setup
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Refreshes the console screenshots the README shows (the browser test takes them).
+screenshots: setup system
+	SDRUK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py

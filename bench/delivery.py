@@ -132,6 +132,29 @@ def _send(
     return stats, time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _relaunch(slug: str, recipients: int) -> None:
+    """A fresh run of the first `recipients` contacts in the same database (the previous runs
+    and their outbox rows are dropped)."""
+    import sqlalchemy as sa
+
+    from mailer.compose.campaigns import load_blueprint
+    from mailer.db import get_engine
+    from mailer.delivery.runs import launch
+
+    engine = get_engine()
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM outbox_message"))
+        conn.execute(sa.text("DELETE FROM run"))
+        conn.execute(
+            sa.text(
+                "UPDATE contact SET status = CASE WHEN id <= :m THEN 'active' "
+                "ELSE 'unsubscribed' END"
+            ),
+            {"m": recipients},
+        )
+    launch(engine, load_blueprint(slug))
+
+
 def _message_size(root: Path, slug: str) -> int:
     from mailer.compose.campaigns import load_blueprint
     from mailer.compose.render import Composer, Recipient, freeze
@@ -378,24 +401,7 @@ def main(argv: list[str] | None = None) -> None:
 
             # The same pipeline through aiosmtplib's sendmail(), on a share of N.
             m = max(int(n * args.sendmail_share), 100)
-            from mailer.db import get_engine
-            from mailer.delivery.runs import launch as launch_run
-
-            os.environ["DATABASE_URL"] = f"sqlite:///{root / 'var' / 'bench2.db'}"
-            shutil.copy(root / "var" / "bench.db", root / "var" / "bench2.db")
-            _setup_env(root)
-            engine = get_engine()
-            with engine.begin() as conn:
-                import sqlalchemy as sa
-
-                conn.execute(sa.text("DELETE FROM outbox_message"))
-                conn.execute(sa.text("DELETE FROM run"))
-                conn.execute(
-                    sa.text("UPDATE contact SET status = 'unsubscribed' WHERE id > :m"), {"m": m}
-                )
-            from mailer.compose.campaigns import load_blueprint
-
-            launch_run(engine, load_blueprint(slug))
+            _relaunch(slug, m)
             slow, slow_wall, _ = _send(f"smtp://127.0.0.1:{port}?use_sendmail=true", c, args.batch)
             assert slow.sent == m, slow
             via_sendmail = m / slow_wall

@@ -1,5 +1,9 @@
 """Signed, purpose-bound tokens for per-recipient links (unsubscribe, tracking, web version,
-return path): a few integers and an HMAC, verifiable with the current or a retired key."""
+return path): a few integers and an HMAC, verifiable with the current or a retired key.
+
+Two spellings of the same bytes: URL tokens are base64url (short, case-sensitive); tokens
+carried in an e-mail address's local part (VERP return path, List-Unsubscribe mailto) are
+lowercase base32, because some MTAs change the case of local parts on the way back."""
 
 from __future__ import annotations
 
@@ -72,10 +76,18 @@ class Signer:
         mac.update(data)
         return mac.digest()[:MAC_BYTES]
 
-    def sign(self, purpose: Purpose, *ids: int) -> str:
+    def _raw(self, purpose: Purpose, ids: Sequence[int]) -> bytes:
         data = bytes((purpose,)) + _varints(ids)
-        raw = data + self._mac(0, data)
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return data + self._mac(0, data)
+
+    def sign(self, purpose: Purpose, *ids: int) -> str:
+        """A token for a URL (base64url, case-sensitive)."""
+        return base64.urlsafe_b64encode(self._raw(purpose, ids)).rstrip(b"=").decode()
+
+    def sign_address(self, purpose: Purpose, *ids: int) -> str:
+        """A token for an address's local part: lowercase base32 without padding, so it still
+        verifies after an MTA changed the case of the address."""
+        return address_encode(self._raw(purpose, ids))
 
     def verify(self, purpose: Purpose, token: str) -> tuple[int, ...] | None:
         """The ids, or None for a token that is altered, foreign or of another purpose."""
@@ -85,12 +97,36 @@ class Signer:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             return None
+        # The decoder skips characters outside the alphabet and ignores spare bits, so several
+        # spellings decode alike; only the one sign() writes is the token.
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+            return None
+        return self._check(purpose, raw)
+
+    def verify_address(self, purpose: Purpose, token: str) -> tuple[int, ...] | None:
+        """Like `verify`, for a token made by `sign_address`, in any letter case."""
+        if not token or len(token) > 200 or not token.isascii():
+            return None
+        try:
+            raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+        except (binascii.Error, ValueError):
+            return None
+        if address_encode(raw) != token.lower():
+            return None
+        return self._check(purpose, raw)
+
+    def _check(self, purpose: Purpose, raw: bytes) -> tuple[int, ...] | None:
         if len(raw) <= MAC_BYTES + 1 or raw[0] != purpose:
             return None
         data, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
         if not any(hmac.compare_digest(mac, self._mac(i, data)) for i in range(len(self._macs))):
             return None
         return _unvarints(data[1:])
+
+
+def address_encode(raw: bytes) -> str:
+    """The address-safe, case-insensitive spelling of a signed token's bytes."""
+    return base64.b32encode(raw).rstrip(b"=").decode("ascii").lower()
 
 
 def default_signer() -> Signer:

@@ -106,11 +106,14 @@ def test_it_builds_a_standard_message_with_every_header(slug: str) -> None:
     assert signer().verify(Purpose.UNSUBSCRIBE, https.rsplit("/", 1)[1]) == (4242,)
     local, domain = mailto.removeprefix("mailto:").split("@")
     assert domain == "bounces.sdruk.cz"
-    assert signer().verify(Purpose.UNSUBSCRIBE, local.removeprefix("unsubscribe+")) == (4242,)
+    token = local.removeprefix("unsubscribe+")
+    assert signer().verify_address(Purpose.UNSUBSCRIBE, token) == (4242,)
+    assert token == token.lower()
 
     local, domain = out.envelope_from.split("@")
     assert domain == "bounces.sdruk.cz"
-    assert signer().verify(Purpose.RETURN_PATH, local.removeprefix("bounce+")) == (4242,)
+    assert signer().verify_address(Purpose.RETURN_PATH, local.removeprefix("bounce+")) == (4242,)
+    assert local == local.lower()
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -349,6 +352,9 @@ def test_it_makes_the_same_tokens_as_the_signer() -> None:
         assert maker.sign(Purpose.UNSUBSCRIBE, outbox_id) == reference.sign(
             Purpose.UNSUBSCRIBE, outbox_id
         )
+        assert maker.sign_address(Purpose.RETURN_PATH, outbox_id) == reference.sign_address(
+            Purpose.RETURN_PATH, outbox_id
+        )
         clicks = maker.clicks(outbox_id, 130)
         assert clicks[0] == reference.sign(Purpose.CLICK, outbox_id, 0)
         assert clicks[129] == reference.sign(Purpose.CLICK, outbox_id, 129)
@@ -371,3 +377,38 @@ def test_it_falls_back_to_chunk_encoding_for_templates_it_cannot_pre_encode() ->
     assert text is not None
     assert text.get_content().replace("\r\n", "\n") == comp.text(recipient())
     assert max(len(line) for line in msg.as_bytes().split(b"\n")) <= 998
+
+
+def test_it_makes_bodies_dot_safe_without_changing_what_they_say() -> None:
+    # Dots at the start of template lines, of soft-wrapped lines, and of filled-in values: SMTP
+    # would end DATA at a lone "." line, so compose writes each line-leading dot as =2E.
+    content = freeze(load_blueprint("join-this-year-2026"))
+    dotted = "\n.tečka na začátku\n.\n..dvě\n" + "x" * 74 + ".za zlomem\n"
+    content["text"] = "{{ contact.first_name }}" + dotted + content["text"]
+    content["html"] = content["html"].replace("<body", "<body>{{ contact.last_name }}" + dotted, 1)
+    comp = Composer(content, 9)
+    for first, last in [(".Jana", ".Nováková"), (".", "." * 90), ("Jana", "Nováková")]:
+        out = comp.message(recipient(first_name=first, last_name=last))
+        assert out.dot_safe
+        assert not out.data.startswith(b".") and b"\n." not in out.data
+        body = out.data.split(b"\r\n\r\n", 1)[1]
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76
+        msg = parse(out.data)
+        text = msg.get_body(("plain",))
+        html = msg.get_body(("html",))
+        assert text is not None and html is not None
+        assert text.get_content().replace("\r\n", "\n") == comp.text(
+            recipient(first_name=first, last_name=last)
+        )
+        assert html.get_content().replace("\r\n", "\n") == comp.html(
+            recipient(first_name=first, last_name=last)
+        )
+    # The encoder itself, on dots at every position a line can start.
+    import quopri
+
+    for chunk in [".", "..", ".a\n.b", "a" * 75 + "." * 200, "ž" * 30 + ".\n" + "." * 80]:
+        encoded = qp_encode(chunk)
+        assert not encoded.startswith(b".") and b"\n." not in encoded
+        lines = encoded.split(b"\r\n")
+        assert max(len(line) for line in lines) <= 76 and len(lines[-1]) <= 75
+        assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode() == chunk

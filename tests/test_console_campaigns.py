@@ -292,7 +292,7 @@ def test_it_counts_people_not_machines_in_the_funnel(engine: Engine, tmp_path: P
             )
         session.commit()
         stats = run_stats(session, run.id)
-    funnel = {label: n for _, label, n, _ in funnel_rows(stats)}
+    funnel = {label: n for _, label, n, _, _ in funnel_rows(stats)}
     assert funnel["Odesláno"] == 2 and funnel["Doručeno"] == 2
     assert funnel["Otevřeno lidmi"] == 1 and funnel["Kliknuto"] == 1
     assert stats.machine_opens == 1 and stats.machine_clicks == 1

@@ -56,6 +56,39 @@ async def test_it_delivers_bytes_intact_over_a_reused_connection(smtp_server: SM
     assert got[0].mail_from == "bounce+x@bounces.sdruk.cz"
 
 
+async def test_it_sends_dot_safe_messages_unstuffed_and_distrusts_a_broken_promise(
+    smtp_server: SMTPServer,
+) -> None:
+    safe = MESSAGE.split(b"\r\n\r\n")[0] + b"\r\n\r\n=2Ea line that starts with a dot\r\n"
+    config = parse_smtp_url(smtp_server.url())
+    transport = SMTPTransport(config)
+    try:
+        assert (await transport.send("a@sdruk.cz", ["b@knihovna.cz"], safe, dot_safe=True)).ok
+        # A message that claims to be dot-safe and is not: the spot check catches it on the
+        # first message and the transport dot-stuffs from then on, so nothing is cut short.
+        transport._sent = SMTPTransport.CHECK_EVERY
+        result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE, dot_safe=True)
+        assert result.ok
+        assert (await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE, dot_safe=True)).ok
+    finally:
+        await transport.close()
+    assert [m.data for m in smtp_server.messages] == [safe, MESSAGE, MESSAGE]
+
+
+async def test_it_gives_up_on_a_server_that_stops_answering(smtp_server: SMTPServer) -> None:
+    smtp_server.handler.data_delay = 3.0
+    transport = SMTPTransport(parse_smtp_url(smtp_server.url(timeout="0.3")))
+    try:
+        result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)
+        assert (result.code, result.stage) == (0, "data")
+        assert "neodpověděl do 0.3 s" in result.message
+        # The connection was dropped, not put back: the next message gets a fresh one.
+        smtp_server.handler.data_delay = 0.0
+        assert (await transport.send("a@sdruk.cz", ["c@knihovna.cz"], MESSAGE)).ok
+    finally:
+        await transport.close()
+
+
 async def test_it_sends_the_same_bytes_through_aiosmtplib_sendmail(smtp_server: SMTPServer) -> None:
     transport = transport_from_url(smtp_server.url(use_sendmail="true"))
     try:

@@ -25,6 +25,7 @@ def _settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _gmail_dsn(outbox_id: int) -> bytes:
     token = SIGNER.sign(Purpose.UNSUBSCRIBE, outbox_id)
+    mailto = SIGNER.sign_address(Purpose.UNSUBSCRIBE, outbox_id)
     return (
         "Delivered-To: bounce+x@bounces.sdruk.cz\r\n"
         "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\n"
@@ -60,7 +61,7 @@ def _gmail_dsn(outbox_id: int) -> bytes:
         "To: knihovna.neexistuje@gmail.com\r\n"
         "Subject: =?utf-8?q?Pozv=C3=A1nka?=\r\n"
         f"List-Unsubscribe: <https://kampane.sdruk.cz/u/{token}>,\r\n"
-        f" <mailto:unsubscribe+{token}@{DOMAIN}>\r\n"
+        f" <mailto:unsubscribe+{mailto}@{DOMAIN}>\r\n"
         "\r\n"
         "Text.\r\n"
         "--000000000000a1--\r\n"
@@ -112,11 +113,11 @@ def test_it_reads_a_plain_text_bounce_but_not_an_auto_reply() -> None:
 
 
 def test_it_resolves_only_signed_verp_addresses_of_our_domain() -> None:
-    token = SIGNER.sign(Purpose.RETURN_PATH, 99)
-    retired = Signer([b"retired-key"]).sign(Purpose.RETURN_PATH, 98)
+    token = SIGNER.sign_address(Purpose.RETURN_PATH, 99)
+    retired = Signer([b"retired-key"]).sign_address(Purpose.RETURN_PATH, 98)
     assert bounces.return_path_outbox_id(f"<bounce+{token}@{DOMAIN}>", SIGNER) == 99
     assert bounces.return_path_outbox_id(f"bounce+{retired}@{DOMAIN.upper()}", SIGNER) == 98
     assert bounces.return_path_outbox_id(f"bounce+{token}@example.org", SIGNER) is None
     assert bounces.unsubscribe_outbox_id(f"unsubscribe+{token}@{DOMAIN}", SIGNER) is None
-    unsubscribe = SIGNER.sign(Purpose.UNSUBSCRIBE, 7)
+    unsubscribe = SIGNER.sign_address(Purpose.UNSUBSCRIBE, 7)
     assert bounces.unsubscribe_outbox_id(f"unsubscribe+{unsubscribe}@{DOMAIN}", SIGNER) == 7

@@ -27,7 +27,7 @@ def launch_cmd(
     """Vybere příjemce a zařadí zprávy kroku do fronty (opakované spuštění nic nezmění)."""
     from mailer.compose.campaigns import BlueprintError, load_blueprint
     from mailer.compose.check import check_blueprint
-    from mailer.delivery.runs import launch
+    from mailer.delivery.runs import BlueprintRejected, launch
 
     require_schema()
     try:
@@ -46,6 +46,9 @@ def launch_cmd(
         result = launch(get_engine(), blueprint, step, actor="cli")
     except SegmentError as exc:
         err.print(f"[red]Segment kampaně {slug} je chybný:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except BlueprintRejected as exc:
+        err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     if as_json:
         typer.echo(

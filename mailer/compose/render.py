@@ -41,7 +41,7 @@ from mailer.compose.message import (
     qp_value,
 )
 from mailer.models import LIBRARY_TYPE_LABELS, TOPIC_LABELS, LibraryType, Topic
-from mailer.tokens import MAC_BYTES, Purpose, Signer
+from mailer.tokens import MAC_BYTES, Purpose, Signer, address_encode
 
 if TYPE_CHECKING:
     from mjml import IncludeLoader
@@ -407,12 +407,14 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """Bytes ready for SMTP (CRLF; the transport dot-stuffs) and their envelope."""
+    """Bytes ready for SMTP (CRLF) and their envelope. `dot_safe`: no line of `data` starts
+    with "." (compose encodes such a dot as =2E), so the transport need not dot-stuff it."""
 
     envelope_from: str
     to: str
     data: bytes
     message_id: str = field(default="")
+    dot_safe: bool = False
 
 
 _EXPRESSION_RE = re.compile(r"\{\{.*?\}\}", re.S)
@@ -483,6 +485,13 @@ class TokenMaker:
         mac.update(data)
         raw = data + mac.digest()[:MAC_BYTES]
         return binascii.b2a_base64(raw, newline=False).translate(_B64URL).rstrip(b"=").decode()
+
+    def sign_address(self, purpose: Purpose, *ids: int) -> str:
+        """Signer.sign_address: the same bytes, lowercase base32 for an address's local part."""
+        data = bytes((purpose,)) + b"".join(_varint(i) for i in ids)
+        mac = self._mac.copy()
+        mac.update(data)
+        return address_encode(data + mac.digest()[:MAC_BYTES])
 
     def clicks(self, outbox_id: int, count: int) -> list[str]:
         """CLICK(outbox_id, i) for i in range(count)."""
@@ -575,9 +584,11 @@ class Composer:
             self.signer = Signer(keys)
             self._tokens = TokenMaker(keys[0])
             self._sign: Callable[..., str] = self._tokens.sign
+            self._sign_address: Callable[..., str] = self._tokens.sign_address
         else:
             self.signer = signer
             self._sign = signer.sign
+            self._sign_address = signer.sign_address
         self.base_url = self.settings.base_url.rstrip("/")
         self.bounce_domain = self.settings.bounce_domain
         self.sender_domain = self.settings.sender_domain
@@ -767,7 +778,8 @@ class Composer:
         oid = recipient.outbox_id
         unsubscribe = (
             f"<{self.base_url}/u/{token}>,\r\n "
-            f"<mailto:{self.unsubscribe_mailbox}+{token}@{self.bounce_domain}>"
+            f"<mailto:{self.unsubscribe_mailbox}+{self._sign_address(Purpose.UNSUBSCRIBE, oid)}"
+            f"@{self.bounce_domain}>"
         ).encode("ascii")
         message_id = f"sdruk.{self.run_id}.{oid}@{self.sender_domain}"
         data = self.shape.build(
@@ -778,8 +790,13 @@ class Composer:
             text_qp=self._encode_text(ctx),
             html_qp=self._encode_html(ctx),
         )
-        envelope = f"bounce+{self._sign(Purpose.RETURN_PATH, oid)}@{self.bounce_domain}"
-        return OutgoingMessage(envelope_from=envelope, to=to, data=data, message_id=message_id)
+        # Address-borne tokens are case-insensitive (base32): MTAs may change a local part's case.
+        envelope = f"bounce+{self._sign_address(Purpose.RETURN_PATH, oid)}@{self.bounce_domain}"
+        # Dot-safe by construction: headers never start a line with ".", boundaries start with
+        # "--", base64 has no ".", and the quoted-printable bodies escape a leading one.
+        return OutgoingMessage(
+            envelope_from=envelope, to=to, data=data, message_id=message_id, dot_safe=True
+        )
 
     def _encode_html(self, ctx: dict[str, Any]) -> bytes:
         if self._html_qp is None:

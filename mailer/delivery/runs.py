@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mailer.compose.campaigns import Blueprint
 
 __all__ = [
+    "BlueprintRejected",
     "LaunchResult",
     "RunProgress",
     "RunStateError",
@@ -45,6 +46,17 @@ audit = AuditEntry.__table__  # type: ignore[attr-defined]
 
 class RunStateError(ValueError):
     """The run cannot make that transition; the message says why, in Czech."""
+
+
+class BlueprintRejected(ValueError):
+    """The blueprint fails its checks (mailer.compose.check); nothing was launched. The message
+    (Czech) lists every problem with its file and line; `problems` keeps them."""
+
+    def __init__(self, slug: str, problems: list[Any]) -> None:
+        self.slug = slug
+        self.problems = problems
+        listed = "; ".join(str(p) for p in problems)
+        super().__init__(f"Kampaň {slug} neprošla kontrolou, nic nebylo odesláno: {listed}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,7 @@ def launch(
         found = _existing(conn, blueprint.slug, step)
     if found:
         return found
+    _refuse_broken(blueprint)
     content = freeze(blueprint, step)
     try:
         with engine.begin() as conn:
@@ -185,6 +198,17 @@ def launch(
     return LaunchResult(run_id, recipients, True)
 
 
+def _refuse_broken(blueprint: Blueprint) -> None:
+    # Every launch path (CLI, console, scheduler) comes through here, so this is where a
+    # template or blueprint error is stopped before a single message is queued. The check reads
+    # the blueprint's files again: what is checked is what freeze() is about to compile.
+    from mailer.compose.check import check_blueprint
+
+    problems = check_blueprint(blueprint.slug, blueprint.directory.parent)
+    if problems:
+        raise BlueprintRejected(blueprint.slug, problems)
+
+
 def _audit(
     conn: Connection, actor: str, action: str, target: str, detail: dict[str, Any], now: datetime
 ) -> None:
@@ -223,6 +247,16 @@ def pause(engine: Engine, run_id: int, reason: str, *, actor: str = "cli") -> st
     with engine.begin() as conn:
         row = _run_row(conn, run_id)
         if row.status == RunStatus.PAUSED.value:
+            if reason and reason != row.status_reason:
+                # Paused already, e.g. by the scheduler outside the sending window, which
+                # resumes runs paused for that reason only: this pause's reason replaces it, so
+                # the run stays paused until someone resumes it.
+                conn.execute(
+                    sa.update(ob.runs)
+                    .where(ob.runs.c.id == run_id)
+                    .values(status_reason=reason[:1000])
+                )
+                _audit(conn, actor, "pause", f"run/{run_id}", {"reason": reason}, now)
             return row.status
         if row.status not in ob.SENDABLE_RUNS:
             raise RunStateError(
@@ -257,6 +291,16 @@ def cancel(engine: Engine, run_id: int, reason: str = "", *, actor: str = "cli")
     whose SMTP transaction is under way right now still finishes and is recorded as sent."""
     now = utcnow()
     with engine.begin() as conn:
+        # The run's unfinished messages are locked before the run row, the order workers lock
+        # in (a claim locks messages, then marks their run sending; a group commit settles
+        # messages, then may pause the run). The other order deadlocks with a worker on
+        # PostgreSQL, and the database then kills one of the two. (SQLite has one writer.)
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.select(ob.outbox.c.id)
+                .where(ob.outbox.c.run_id == run_id, ob.outbox.c.status.in_(ob.PENDING))
+                .with_for_update()
+            ).all()
         row = _run_row(conn, run_id)
         if row.status == RunStatus.CANCELLED.value:
             return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import re
 import ssl
@@ -22,6 +23,8 @@ from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CaptureTransport",
@@ -75,8 +78,17 @@ class Transport(Protocol):
 
     concurrency: int
 
-    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
-        """Deliver `data` (CRLF line endings) to `recipients`; never raises for a refusal."""
+    async def send(
+        self,
+        envelope_from: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        dot_safe: bool = False,
+    ) -> SendResult:
+        """Deliver `data` (CRLF line endings) to `recipients`; never raises for a refusal.
+        `dot_safe`: the caller guarantees no line starts with "." (compose's bodies), so the
+        SMTP transport may skip dot-stuffing."""
         ...
 
     async def close(self) -> None: ...
@@ -110,6 +122,10 @@ def dot_stuff(data: bytes, *, check_line_endings: bool = True) -> bytes:
     if not data.endswith(b"\r\n"):
         return data + b"\r\n.\r\n"
     return data + b".\r\n"
+
+
+def _has_leading_dot(data: bytes) -> bool:
+    return data.startswith(b".") or b"\n." in data
 
 
 # --- SMTP -------------------------------------------------------------------------------------
@@ -250,6 +266,7 @@ class SMTPTransport:
         self.config = config
         self._sent = 0
         self._normalise = False
+        self._trust_dot_safe = True
         self.concurrency = config.concurrency
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -278,7 +295,14 @@ class SMTPTransport:
         await client.connect()
         return client
 
-    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(
+        self,
+        envelope_from: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        dot_safe: bool = False,
+    ) -> SendResult:
         async with self._slots:
             try:
                 client = self._idle.pop() if self._idle else await self._connect()
@@ -287,7 +311,7 @@ class SMTPTransport:
                 return SendResult(exc.code, exc.message, "connect")
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 return SendResult(NO_REPLY, str(exc) or type(exc).__name__, "connect")
-            result = await self._transaction(client, envelope_from, recipients, data)
+            result = await self._transaction(client, envelope_from, recipients, data, dot_safe)
             if client.is_connected and result.code != NO_REPLY and result.code != 421:
                 self._idle.append(client)
             else:
@@ -295,7 +319,12 @@ class SMTPTransport:
             return result
 
     async def _transaction(
-        self, client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes
+        self,
+        client: aiosmtplib.SMTP,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        dot_safe: bool = False,
     ) -> SendResult:
         stage = "mail"
         try:
@@ -320,29 +349,73 @@ class SMTPTransport:
             # the same parts and strips CR/LF from recipient values, so a template that breaks
             # CRLF shows on the first message, and from then on every message is normalised.
             self._sent += 1
-            if self._sent % self.CHECK_EVERY == 1 and not self._normalise:
-                self._normalise = data.count(b"\n") != data.count(b"\r")
-            payload = dot_stuff(data, check_line_endings=self._normalise)
+            if self._sent % self.CHECK_EVERY == 1:
+                if not self._normalise:
+                    self._normalise = data.count(b"\n") != data.count(b"\r")
+                if dot_safe and self._trust_dot_safe and _has_leading_dot(data):
+                    # A broken promise would end DATA early and smuggle the rest as commands:
+                    # from now on this transport stuffs every message, whatever it is told.
+                    log.error("Zpráva označená jako dot-safe má řádek začínající tečkou.")
+                    self._trust_dot_safe = False
+            if dot_safe and self._trust_dot_safe and not self._normalise:
+                # Compose already wrote every line-leading dot as =2E: no 50 KB scan, no copy
+                # beyond the terminator.
+                payload = data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+            else:
+                payload = dot_stuff(data, check_line_endings=self._normalise)
             mail_from, rcpt_tos = envelope
-            size = [b"SIZE=%d" % len(payload)] if client.supports_extension("size") else []
-            # Commands written directly: aiosmtplib's mail()/rcpt() re-parse each address with
-            # the stdlib's email parser (tens of µs a message); these were validated by compose
-            # and checked for characters that could break the command line just above.
-            reply = await client.execute_command(b"MAIL", mail_from, *size)
-            if reply.code != 250:
-                await self._reset(client)
-                return SendResult(reply.code, reply.message, "mail")
-            stage = "rcpt"
-            for rcpt in rcpt_tos:
-                reply = await client.execute_command(b"RCPT", rcpt)
-                if reply.code not in (250, 251):
-                    await self._reset(client)
-                    return SendResult(reply.code, reply.message, "rcpt")
-            stage = "data"
-            reply = await client.execute_command(b"DATA")
-            if reply.code != 354:
-                await self._reset(client)
-                return SendResult(reply.code, reply.message, "data")
+            protocol = client.protocol
+            if protocol is None:
+                return SendResult(NO_REPLY, "spojení ztraceno", "connect")
+            size = b" SIZE=%d" % len(payload) if client.supports_extension("size") else b""
+            # Commands written straight to the protocol, one reply read after each: aiosmtplib's
+            # mail()/rcpt() re-parse each address with the stdlib's email parser, and even
+            # execute_command() adds a lock and a control-character regex per command (this
+            # connection carries one transaction at a time, and the addresses were checked
+            # for anything that could break the command line just above).
+            write, read = protocol.write, protocol.read_response
+            # One watchdog for the whole transaction instead of a timer per reply (wait_for
+            # costs a timer, a future and two callbacks for each of the four replies): when it
+            # fires, it closes the connection and the pending read fails at once.
+            timed_out = False
+
+            def expire() -> None:
+                nonlocal timed_out
+                timed_out = True
+                client.close()
+
+            watchdog = asyncio.get_running_loop().call_later(self.config.timeout, expire)
+            try:
+                write(b"MAIL " + mail_from + size + b"\r\n")
+                reply = await read()
+                if reply.code != 250:
+                    return await self._refused(client, reply, "mail")
+                stage = "rcpt"
+                for rcpt in rcpt_tos:
+                    write(b"RCPT " + rcpt + b"\r\n")
+                    reply = await read()
+                    if reply.code not in (250, 251):
+                        return await self._refused(client, reply, "rcpt")
+                stage = "data"
+                write(b"DATA\r\n")
+                reply = await read()
+                if reply.code != 354:
+                    return await self._refused(client, reply, "data")
+                # The payload is already dot-stuffed and terminated: one write, one reply.
+                # Public `SMTP.data()` would run both regexes over it again.
+                write(payload)
+                reply = await read()
+            except (aiosmtplib.SMTPException, OSError):
+                if timed_out:
+                    return SendResult(
+                        NO_REPLY, f"server neodpověděl do {self.config.timeout:g} s", stage
+                    )
+                raise
+            finally:
+                watchdog.cancel()
+            if reply.code == 421:
+                client.close()
+            return SendResult(reply.code, reply.message, "data")
             # The payload is already dot-stuffed and terminated: one write, one reply. Public
             # `SMTP.data()` would run both regexes over it again.
             protocol = client.protocol
@@ -360,6 +433,17 @@ class SMTPTransport:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             client.close()
             return SendResult(NO_REPLY, str(exc) or type(exc).__name__, stage)
+
+    @classmethod
+    async def _refused(
+        cls, client: aiosmtplib.SMTP, reply: aiosmtplib.SMTPResponse, stage: str
+    ) -> SendResult:
+        if reply.code == 421:
+            # The server is closing the connection (as SMTP.execute_command would, close it).
+            client.close()
+        else:
+            await cls._reset(client)
+        return SendResult(reply.code, reply.message, stage)
 
     @staticmethod
     async def _reset(client: aiosmtplib.SMTP) -> None:
@@ -397,7 +481,14 @@ class CaptureTransport:
     def describe(self) -> str:
         return f"capture://{self.folder} (zprávy se ukládají jako .eml, nic se neodesílá)"
 
-    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(
+        self,
+        envelope_from: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        dot_safe: bool = False,
+    ) -> SendResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{self._prefix}-{next(self._counter):07d}-{_safe(recipients[0])}.eml"
         trace = (
@@ -429,7 +520,14 @@ class NullTransport:
     def describe(self) -> str:
         return "null:// (zprávy se zahazují)"
 
-    async def send(self, envelope_from: str, recipients: Sequence[str], data: bytes) -> SendResult:
+    async def send(
+        self,
+        envelope_from: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        dot_safe: bool = False,
+    ) -> SendResult:
         self.messages += 1
         self.bytes += len(data)
         return SendResult(250, "zahozeno")

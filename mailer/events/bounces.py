@@ -27,7 +27,8 @@ _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery status|delivery fail|failure notice|returned mail|nedoru", re.IGNORECASE
 )
-_LIST_UNSUBSCRIBE_TOKEN = re.compile(r"(?:/u/|unsubscribe\+)([A-Za-z0-9_-]{8,200})")
+_LIST_UNSUBSCRIBE_TOKEN = re.compile(r"/u/([A-Za-z0-9_-]{8,200})")
+_LIST_UNSUBSCRIBE_MAILTO = re.compile(r"<\s*mailto:([^>?\s]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,11 @@ def _local_token(address: str, mailbox: str, signer: Signer, purpose: Purpose) -
     local, _, domain = address.rpartition("@")
     if domain.lower() != get_settings().bounce_domain.lower():
         return None
-    prefix = f"{mailbox}+"
+    prefix = f"{mailbox.lower()}+"
     if not local.lower().startswith(prefix):
         return None
-    ids = signer.verify(purpose, local[len(prefix) :])
+    # Address-borne tokens are base32: case-insensitive, since MTAs may change a local part.
+    ids = signer.verify_address(purpose, local[len(prefix) :])
     return ids[0] if ids else None
 
 
@@ -236,4 +238,8 @@ def outbox_id_from_original(headers: Message | None, signer: Signer | None = Non
             ids = signer.verify(Purpose.UNSUBSCRIBE, token)
             if ids:
                 return ids[0]
+        for address in _LIST_UNSUBSCRIBE_MAILTO.findall(str(value)):
+            found = unsubscribe_outbox_id(address, signer)
+            if found is not None:
+                return found
     return None

@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from mailer.audience.contacts import address_hash, suppress
+from mailer.delivery.outbox import SKIP_REASONS
 from mailer.events import classify
 from mailer.models import (
     Contact,
@@ -142,7 +143,7 @@ def _end_contact(
         contact.updated_at = now
     suppress(session, contact.email, status.value)
     assert contact.id is not None
-    skip_waiting_messages(session, contact.id, status.value)
+    skip_waiting_messages(session, contact.id, SKIP_REASONS[status.value])
 
 
 def unsubscribe(
@@ -163,7 +164,8 @@ def unsubscribe(
         return False
     if contact.status != ContactStatus.ACTIVE:
         # Already gone: make sure nothing is still waiting, record nothing new.
-        skip_waiting_messages(session, contact_id, ContactStatus.UNSUBSCRIBED.value)
+        reason = SKIP_REASONS.get(contact.status, SKIP_REASONS[ContactStatus.UNSUBSCRIBED.value])
+        skip_waiting_messages(session, contact_id, reason)
         return False
     _end_contact(session, contact, ContactStatus.UNSUBSCRIBED, f"odhlášení ({source})", now)
     record_event(
@@ -243,7 +245,7 @@ def opt_out_topic(
     if session.get(TopicOptOut, (contact_id, topic.value)) is not None:
         return False
     session.add(TopicOptOut(contact_id=contact_id, topic=topic.value, created_at=now))
-    skip_waiting_messages(session, contact_id, f"topic_opt_out:{topic.value}", topic=topic.value)
+    skip_waiting_messages(session, contact_id, SKIP_REASONS["topic"], topic=topic.value)
     record_event(
         session,
         EventKind.TOPIC_OPT_OUT,

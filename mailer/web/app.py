@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,7 +22,7 @@ from mailer.db import get_engine
 from mailer.events.record import EventWriter
 from mailer.settings import get_settings
 from mailer.tokens import default_signer
-from mailer.web import pages, tracking, unsubscribe
+from mailer.web import invalid, pages, tracking, unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
 
     app.add_middleware(pages.SecurityHeaders, https=settings.base_url.startswith("https:"))
     app.add_exception_handler(StarletteHTTPException, pages.http_error_page)
+    # Czech instead of FastAPI's English 422 JSON: console layout under /console, public elsewhere.
+    app.add_exception_handler(RequestValidationError, invalid.validation_error_page)
     static_dir = settings.templates_dir / "web" / "static"
     if static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -1,5 +1,5 @@
-"""What the public pages share: templates, the Czech 404 page, security headers, and turning a
-token into the message and contact it stands for (or a 404 that changes nothing)."""
+"""What the public pages share: templates, the Czech 404/400/422 pages, security headers, and
+turning a token into the message and contact it stands for (or a 404 that changes nothing)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,13 @@ async def http_error_page(request: Request, exc: Exception) -> Response:
         return render(request, "bad_request.html", status_code=400)
     assert isinstance(exc, StarletteHTTPException)
     return await http_exception_handler(request, exc)
+
+
+def invalid_public_page(request: Request, problems: list[str], retry: str | None) -> HTMLResponse:
+    """The public pages' answer to missing or wrong fields (422): which ones, in Czech."""
+    return render(
+        request, "invalid_request.html", {"problems": problems, "retry": retry}, status_code=422
+    )
 
 
 def signer_of(request: Request) -> Signer:

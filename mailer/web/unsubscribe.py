@@ -14,19 +14,29 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from mailer.db import session_scope
 from mailer.events import record
-from mailer.models import TOPIC_LABELS, Contact, ContactStatus, Topic, TopicOptOut
+from mailer.models import (
+    TOPIC_LABELS,
+    Contact,
+    ContactStatus,
+    Event,
+    EventKind,
+    Topic,
+    TopicOptOut,
+)
 from mailer.tokens import Purpose
 from mailer.web import pages
 
 router = APIRouter()
 
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
+# Sources of an unsubscribe that the page's undo button may take back.
+_UNDOABLE_SOURCES = ("page", "one-click")
 
 
 def _outbox_id(request: Request, purpose: Purpose, token: str) -> int:
@@ -94,12 +104,38 @@ def _bad_request() -> HTTPException:
     return HTTPException(status_code=400)
 
 
+def _undoable(session: Session, contact_id: int, outbox_id: int) -> bool:
+    """Whether the contact's latest change of heart is the unsubscribe that this message's page
+    or one-click made. The undo takes back only that one: an unsubscribe made elsewhere (mailto,
+    the preferences, staff recording an objection) or a later one stays final."""
+    last = session.exec(
+        select(Event)
+        .where(
+            col(Event.contact_id) == contact_id,
+            col(Event.kind).in_([EventKind.UNSUBSCRIBE, EventKind.RESUBSCRIBE]),
+        )
+        .order_by(col(Event.id).desc())
+        .limit(1)
+    ).first()
+    return (
+        last is not None
+        and last.kind == EventKind.UNSUBSCRIBE
+        and last.outbox_id == outbox_id
+        and (last.detail or {}).get("source") in _UNDOABLE_SOURCES
+    )
+
+
 def _resubscribe(request: Request, outbox_id: int, what: str) -> dict[str, Any]:
     with session_scope(pages.engine_of(request)) as session:
         addressee = pages.load_addressee(session, outbox_id)
         if addressee is None or addressee.contact.id is None:
             raise pages.not_found()
-        changed = record.resubscribe(
+        # Lock the contact before looking at its history, so that an unsubscribe committed
+        # elsewhere in the meantime is seen (PostgreSQL; SQLite has one writer anyway).
+        session.exec(
+            select(Contact.id).where(col(Contact.id) == addressee.contact.id).with_for_update()
+        ).first()
+        changed = _undoable(session, addressee.contact.id, outbox_id) and record.resubscribe(
             session,
             addressee.contact.id,
             "web",

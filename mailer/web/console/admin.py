@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from mailer.audience.contacts import InvalidAddress, address_hash, is_suppressed, suppress
 from mailer.models import AuditEntry, Suppression, User
 from mailer.settings import get_settings
-from mailer.web.console.audit import audit
+from mailer.web.console.audit import ACTOR_LABELS, audit
 from mailer.web.console.auth import (
     DB,
     ROLES,
@@ -131,7 +131,11 @@ def audit_log(
     if action:
         stmt = stmt.where(AuditEntry.action == action)
     if actor:
-        stmt = stmt.where(col(AuditEntry.actor).ilike(f"%{actor}%"))
+        # Staff search what they see: "plánovač" finds the scheduler's entries too.
+        programs = [key for key, label in ACTOR_LABELS.items() if actor.lower() in label.lower()]
+        stmt = stmt.where(
+            sa.or_(col(AuditEntry.actor).ilike(f"%{actor}%"), col(AuditEntry.actor).in_(programs))
+        )
     total = _count(session, stmt)
     rows = session.exec(
         stmt.order_by(col(AuditEntry.id).desc()).offset((page_no - 1) * PAGE_SIZE).limit(PAGE_SIZE)

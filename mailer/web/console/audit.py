@@ -35,4 +35,14 @@ ACTION_LABELS = {
     "user_role": "změna role uživatele",
     "user_password": "změna hesla uživatele",
     "user_remove": "odebrání uživatele",
+    "step_late": "krok spuštěn se zpožděním",
+    "step_missed": "zmeškaný krok kampaně",
+    "step_failed": "spuštění kroku selhalo",
+}
+
+# Actors that are not staff e-mail addresses: the programs that act on their own.
+ACTOR_LABELS = {
+    "scheduler": "plánovač",
+    "cli": "příkazová řádka",
+    "make run": "první spuštění (make run)",
 }

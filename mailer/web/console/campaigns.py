@@ -35,7 +35,7 @@ from mailer.models import (
     RunStatus,
     ScheduledStep,
 )
-from mailer.scheduling.steps import sync_blueprints
+from mailer.scheduling.steps import QUIET_PREFIX, sync_blueprints
 from mailer.settings import get_settings
 from mailer.web.console.admin import neutralise_tracking
 from mailer.web.console.audit import audit
@@ -56,6 +56,18 @@ ACTION_FROM = {
     "resume": {RunStatus.PAUSED},
     "cancel": {RunStatus.SENDING, RunStatus.SCHEDULED, RunStatus.PAUSED},
 }
+
+
+def _allowed(run: Run, action: str) -> bool:
+    if run.status in ACTION_FROM[action]:
+        return True
+    # The scheduler resumes a run it paused outside the sending window by itself; staff may
+    # still pause it, to keep it paused until they resume it.
+    return (
+        action == "pause"
+        and run.status == RunStatus.PAUSED
+        and (run.status_reason or "").startswith(QUIET_PREFIX)
+    )
 
 
 def _blueprint(slug: str) -> Any:
@@ -331,7 +343,10 @@ def campaign_launch(
     blueprint = _blueprint(slug)
     _step_or_404(blueprint, step)
     # delivery.runs.launch writes the audit entry (actor, run, recipients) itself.
-    result = runs.launch(engine, blueprint, step, actor=staff.email)
+    try:
+        result = runs.launch(engine, blueprint, step, actor=staff.email)
+    except runs.BlueprintRejected as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
     return RedirectResponse(f"/console/runs/{result.run_id}", status_code=303)
 
 
@@ -411,7 +426,7 @@ def run_detail(request: Request, run_id: int, staff: Reader, session: DB) -> HTM
         run=run,
         progress=run_progress(session, run),
         failures=failures,
-        actions=[a for a, states in ACTION_FROM.items() if run.status in states],
+        actions=[a for a in ACTION_FROM if _allowed(run, a)],
         action_labels=ACTIONS,
     )
 
@@ -451,7 +466,7 @@ def run_action_confirm(
         run=run,
         action=action,
         label=ACTIONS[action],
-        allowed=run.status in ACTION_FROM[action],
+        allowed=_allowed(run, action),
         waiting=_waiting(session, run_id),
     )
 
@@ -468,7 +483,7 @@ def run_action(
     if action not in ACTIONS:
         raise HTTPException(status_code=404)
     run = _run_or_404(session, run_id)
-    if run.status not in ACTION_FROM[action]:
+    if not _allowed(run, action):
         raise HTTPException(
             status_code=409, detail="Rozesílka je v jiném stavu, akci nelze provést."
         )

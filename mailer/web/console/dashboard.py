@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
+from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
 from mailer.models import (
     AuditEntry,
     Contact,
@@ -24,6 +25,18 @@ from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute)
+
+
+def campaign_names(slugs: set[str]) -> dict[str, str]:
+    """Campaign names staff know, by folder name; a campaign whose file is broken or gone keeps
+    its folder name (the campaigns page says what is wrong with it)."""
+    names = {}
+    for slug in slugs & set(blueprint_slugs()):
+        try:
+            names[slug] = load_blueprint(slug).name
+        except (BlueprintError, ValueError, OSError):
+            continue
+    return names
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -62,4 +75,5 @@ def dashboard(request: Request, staff: Reader, session: DB) -> HTMLResponse:
         counts=counts,
         upcoming=upcoming,
         recent=recent,
+        names=campaign_names({r.campaign for r in runs} | {s.campaign for s in upcoming}),
     )

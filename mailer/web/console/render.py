@@ -26,7 +26,7 @@ from mailer.models import (
     Topic,
 )
 from mailer.settings import get_settings
-from mailer.web.console.audit import ACTION_LABELS
+from mailer.web.console.audit import ACTION_LABELS, ACTOR_LABELS
 from mailer.web.console.auth import CSRF_FIELD, ROLE_LABELS, Staff
 
 CONTACT_STATUS_LABELS = {
@@ -178,6 +178,7 @@ def _environment(templates_dir: Path) -> Environment:
         library_type=_label({k.value: v for k, v in LIBRARY_TYPE_LABELS.items()}),
         topic=_label({k.value: v for k, v in TOPIC_LABELS.items()}),
         role=_label(ROLE_LABELS),
+        actor=_label(ACTOR_LABELS),
         legal_basis=_label(LEGAL_BASIS_LABELS),
     )
     env.globals.update(

@@ -26,11 +26,13 @@ router = APIRouter(route_class=ConsoleRoute)
 TYPE_LABELS = {t.value: label for t, label in LIBRARY_TYPE_LABELS.items()}
 
 
-def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str]]:
-    """The funnel as (step key, label, number, note), in the order of stats.FUNNEL_STEPS."""
+def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str, int]]:
+    """The funnel as (step key, label, number, note, base of its share), in the order of
+    stats.FUNNEL_STEPS. Joining is a share of the libraries reached, the rest of messages sent."""
     n = stats.funnel
     tracked = stats.individual
-    return [
+    sent = max(1, stats.sent)
+    rows = [
         ("sent", "Odesláno", n["sent"], "zpráv předaných poštovnímu serveru"),
         ("delivered", "Doručeno", n["delivered"], "bez vrácených zpráv (nedoručitelností)"),
         (
@@ -55,6 +57,7 @@ def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str]]:
         ),
         ("registered", "Registrováno na akci", n["registered"], "adresátů"),
     ]
+    return [(*row, max(1, stats.libraries) if row[0] == "joined" else sent) for row in rows]
 
 
 SERIES = (
@@ -127,7 +130,6 @@ def run_results(request: Request, run_id: int, staff: Reader, session: DB) -> HT
         run=session.get(Run, run_id),
         stats=report.stats,
         funnel=funnel,
-        funnel_top=max(1, report.stats.sent),
         chart=chart_svg(report.activity),
         series=SERIES,
     )

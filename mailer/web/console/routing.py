@@ -1,5 +1,5 @@
 """The console's route class: refusals (no session, bad CSRF token, a viewer changing things,
-not found) become Czech pages for the browser and JSON for scripts."""
+not found) and invalid form fields become Czech pages for the browser and JSON for scripts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from sqlmodel import Session
+
+from mailer.models import User
+from mailer.web.console.auth import SESSION_COOKIE, Staff, engine_dep, read_session_cookie
 
 TITLES = {
     400: "Neplatný požadavek",
@@ -40,6 +44,37 @@ def _back(request: Request) -> str | None:
     # Only a console page of this site: a foreign Referer must not become a link here.
     path = urlsplit(request.headers.get("referer", "")).path
     return path if path.startswith("/console/") else None
+
+
+def _signed_in(request: Request) -> Staff | None:
+    """The signed-in staff, for the navigation of an error page; None when not signed in."""
+    data = read_session_cookie(request.cookies.get(SESSION_COOKIE))
+    if not data or not isinstance(data.get("uid"), int):
+        return None
+    with Session(engine_dep(request)) as session:
+        user = session.get(User, data["uid"])
+    if user is None or user.password_hash[-12:] != data.get("pw"):
+        return None
+    return Staff(user=user, csrf=str(data.get("csrf", "")))
+
+
+def invalid_page(request: Request, problems: list[str], retry: str | None) -> Response:
+    """The console's page for a form or query with missing or wrong fields (422), in the
+    console's layout with its navigation when signed in, and a way back."""
+    from mailer.web.console.render import page
+
+    return page(
+        request,
+        "message.html",
+        _signed_in(request),
+        status_code=422,
+        title=TITLES[422],
+        error="Formulář nebo odkaz obsahuje chybu, nic se nezměnilo. Opravte prosím:"
+        if len(problems) == 1
+        else "Formulář nebo odkaz obsahuje chyby, nic se nezměnilo. Opravte prosím:",
+        problems=problems,
+        back=_back(request) or retry,
+    )
 
 
 def refusal(request: Request, exc: HTTPException) -> Response:
