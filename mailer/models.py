@@ -144,6 +144,8 @@ class StepStatus(StrEnum):
     LATE = "late"
     MISSED = "missed"
     FAILED = "failed"
+    # Not to be run: the campaign's launch run was cancelled (see delivery.runs.cancel).
+    CANCELLED = "cancelled"
 
 
 class UserRole(StrEnum):

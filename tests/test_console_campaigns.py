@@ -296,3 +296,38 @@ def test_it_counts_people_not_machines_in_the_funnel(engine: Engine, tmp_path: P
     assert funnel["Odesláno"] == 2 and funnel["Doručeno"] == 2
     assert funnel["Otevřeno lidmi"] == 1 and funnel["Kliknuto"] == 1
     assert stats.machine_opens == 1 and stats.machine_clicks == 1
+
+
+def test_it_asks_again_when_the_audience_changed_since_the_confirmation(
+    client: TestClient, engine: Engine
+) -> None:
+    from delivery_support import add_contacts
+
+    csrf = sign_in(client, "editor@sdruk.example")
+    confirm = client.get(f"/console/campaigns/{CAMPAIGN}/launch", headers=HTML).text
+    assert 'id="audience-size">3<' in confirm
+    # Someone imports a library while the editor reads the confirmation page.
+    add_contacts(engine, 1, prefix="nova")
+
+    again = client.post(
+        f"/console/campaigns/{CAMPAIGN}/launch",
+        data={"csrf_token": csrf, "step": "launch", "confirmed_size": "3"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert again.status_code == 409
+    assert 'id="audience-size">4<' in again.text
+    assert "Publikum se od vašeho potvrzení změnilo" in again.text
+    assert 'name="confirmed_size" value="4"' in again.text
+    with Session(engine) as session:
+        assert session.exec(select(Run)).all() == []
+
+    launched = client.post(
+        f"/console/campaigns/{CAMPAIGN}/launch",
+        data={"csrf_token": csrf, "step": "launch", "confirmed_size": "4"},
+        follow_redirects=False,
+    )
+    assert launched.status_code == 303, launched.text
+    with Session(engine) as session:
+        [run] = session.exec(select(Run)).all()
+    assert run.recipients == 4

@@ -73,9 +73,12 @@ def test_it_shows_the_console_why_a_broken_blueprint_cannot_be_launched(
     body.write_text(text.replace("{{ salutation }}", "{{ salutace }}", 1), encoding="utf-8")
     with TestClient(make_app(engine), base_url=BASE_URL) as client:
         csrf = sign_in(client, "editor@sdruk.example")
+        # The size the confirmation page shows, posted back as its form does.
+        confirm = client.get(f"/console/campaigns/{CAMPAIGN}/launch").text
+        size = confirm.split('name="confirmed_size" value="', 1)[1].split('"', 1)[0]
         response = client.post(
             f"/console/campaigns/{CAMPAIGN}/launch",
-            data={"csrf_token": csrf, "step": "launch"},
+            data={"csrf_token": csrf, "step": "launch", "confirmed_size": size},
             follow_redirects=False,
         )
     assert response.status_code == 422

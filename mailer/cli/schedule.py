@@ -73,6 +73,8 @@ def schedule_cmd(as_json: JsonOpt = False) -> None:
         console.print(_table("[red]Zmeškané kroky[/red]", overview.missed, with_audience=False))
     if overview.failed:
         console.print(_table("[red]Selhané kroky[/red]", overview.failed, with_audience=False))
+    if overview.cancelled:
+        console.print(_table("Zrušené kroky", overview.cancelled, with_audience=False))
     if overview.done:
         console.print(_table("Spuštěno včas", overview.done, with_audience=False))
     for slug, problem in sorted(overview.invalid.items()):

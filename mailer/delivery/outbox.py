@@ -18,6 +18,7 @@ batches without waiting on each other.
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class Claimed:
     possible_duplicate: bool
     contact: Any  # Contact row (attribute access), None when erased
     library: Any  # Library row or None
+    # time.monotonic() of the last look at the contact (the claim, or a later recheck): a
+    # message held longer than the worker's recheck_after_seconds is looked at again.
+    checked_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
@@ -200,37 +204,72 @@ def claim(
             contents[run_id] = content or {}
             topics[run_id] = contents[run_id].get("topic")
 
-    contact_ids = [r.contact_id for r in rows if r.contact_id is not None]
-    people = _load_people(conn, contact_ids)
-    # The re-check just before sending: status, legal basis, suppression and topic opt-outs
-    # may all have changed since the launch materialised the run.
-    suppressed = _suppressed(conn, [c.address_hash or "" for c, _ in people.values()])
-    opted_out = _opted_out(conn, contact_ids)
-
+    people, verdicts = _verdicts(conn, rows, topics)
     messages: list[Claimed] = []
     skips: dict[str, list[int]] = defaultdict(list)
     for r in rows:
-        person = people.get(r.contact_id) if r.contact_id is not None else None
-        if person is None:
-            skips["erased"].append(r.id)
+        key = verdicts.get(r.id)
+        if key is not None:
+            skips[key].append(r.id)
             continue
-        contact, library = person
-        if contact.status != ContactStatus.ACTIVE.value:
-            skips[contact.status if contact.status in SKIP_REASONS else "erased"].append(r.id)
-        elif contact.legal_basis is None:
-            skips["no_basis"].append(r.id)
-        elif (contact.address_hash or "") in suppressed:
-            skips["suppressed"].append(r.id)
-        elif topics.get(r.run_id) and (contact.id, topics[r.run_id]) in opted_out:
-            skips["topic"].append(r.id)
-        else:
-            messages.append(
-                Claimed(r.id, r.run_id, r.email, r.attempts, r.possible_duplicate, contact, library)
-            )
+        contact, library = people[r.contact_id]
+        messages.append(
+            Claimed(r.id, r.run_id, r.email, r.attempts, r.possible_duplicate, contact, library)
+        )
     skipped = 0
     for key, ids in skips.items():
         skipped += mark_skipped(conn, ids, SKIP_REASONS[key])
     return ClaimResult(messages, skipped, run_ids, contents)
+
+
+def _verdicts(
+    conn: Connection, rows: Sequence[Any], topics: dict[int, str | None]
+) -> tuple[dict[int, tuple[Any, Any]], dict[int, str]]:
+    """The re-check of recipients: for rows with `id`, `run_id` and `contact_id`, the contacts
+    (with their libraries) and, per row that must not go out, its SKIP_REASONS key.
+
+    Status, legal basis, suppression and topic opt-outs may all have changed since the launch
+    materialised the run. Three queries for any number of rows."""
+    contact_ids = [r.contact_id for r in rows if r.contact_id is not None]
+    people = _load_people(conn, contact_ids)
+    suppressed = _suppressed(conn, [c.address_hash or "" for c, _ in people.values()])
+    opted_out = _opted_out(conn, contact_ids)
+    verdicts: dict[int, str] = {}
+    for r in rows:
+        person = people.get(r.contact_id) if r.contact_id is not None else None
+        if person is None:
+            verdicts[r.id] = "erased"
+            continue
+        contact = person[0]
+        if contact.status != ContactStatus.ACTIVE.value:
+            verdicts[r.id] = contact.status if contact.status in SKIP_REASONS else "erased"
+        elif contact.legal_basis is None:
+            verdicts[r.id] = "no_basis"
+        elif (contact.address_hash or "") in suppressed:
+            verdicts[r.id] = "suppressed"
+        elif topics.get(r.run_id) and (contact.id, topics[r.run_id]) in opted_out:
+            verdicts[r.id] = "topic"
+    return people, verdicts
+
+
+@dataclass(slots=True, frozen=True)
+class _Held:
+    id: int
+    run_id: int
+    contact_id: int | None
+
+
+def recheck(
+    conn: Connection, messages: Sequence[Claimed], topics: dict[int, str | None]
+) -> dict[int, str]:
+    """Re-check claimed messages that waited in a worker (pacing): message id → Czech reason
+    for each one whose contact left since its claim. Writes nothing; the worker settles them
+    as skipped through its usual group commit."""
+    held = [
+        _Held(m.id, m.run_id, m.contact.id if m.contact is not None else None) for m in messages
+    ]
+    _, verdicts = _verdicts(conn, held, topics)
+    return {message_id: SKIP_REASONS[key] for message_id, key in verdicts.items()}
 
 
 def _load_people(conn: Connection, contact_ids: Sequence[int]) -> dict[int, tuple[Any, Any]]:
@@ -354,6 +393,26 @@ def release(conn: Connection, worker: str, ids: Sequence[int], now: datetime) ->
         )
     )
     return int(result.rowcount or 0)
+
+
+def release_unheld(conn: Connection, worker: str, held: set[int], now: datetime) -> int:
+    """After a claim whose answer was lost: rows leased to `worker` that it does not hold
+    (`held`: everything it received and has not settled) go back to the queue, unflagged,
+    since they never reached the worker."""
+    lost = (outbox.c.status == MessageStatus.SENDING.value) & (outbox.c.worker == worker)
+    ids = [i for i in conn.execute(sa.select(outbox.c.id).where(lost)).scalars() if i not in held]
+    for chunk in _chunks(ids, 1000):
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(chunk), lost)
+            .values(
+                status=MessageStatus.QUEUED.value,
+                worker=None,
+                lease_until=None,
+                next_attempt_at=now,
+            )
+        )
+    return len(ids)
 
 
 def mark_skipped(conn: Connection, ids: Sequence[int], reason: str) -> int:

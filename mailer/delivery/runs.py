@@ -23,7 +23,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from mailer.delivery import outbox as ob
-from mailer.models import AuditEntry, MessageStatus, RunStatus, utcnow
+from mailer.models import (
+    AuditEntry,
+    MessageStatus,
+    RunStatus,
+    ScheduledStep,
+    StepStatus,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from mailer.compose.campaigns import Blueprint
@@ -325,8 +332,34 @@ def cancel(engine: Engine, run_id: int, reason: str = "", *, actor: str = "cli")
                 lease_until=None,
             )
         ).rowcount
-        _audit(conn, actor, "cancel", f"run/{run_id}", {"reason": reason, "skipped": skipped}, now)
+        steps = _cancel_reminders(conn, row) if row.step == LAUNCH_STEP else []
+        detail = {"reason": reason, "skipped": skipped, "cancelled_steps": steps}
+        _audit(conn, actor, "cancel", f"run/{run_id}", detail, now)
     return int(skipped or 0)
+
+
+LAUNCH_STEP = "launch"
+REMINDERS_CANCELLED = "zrušeno: hlavní rozesílka byla zrušena"
+
+
+def _cancel_reminders(conn: Connection, run: Any) -> list[str]:
+    """The launch run is cancelled: the campaign's reminder steps still waiting must not run
+    (they would remind people who got part of a cancelled campaign, or nothing at all). Marked
+    cancelled with a note, in the cancel's transaction, so `sdruk schedule` shows them and the
+    scheduler, which only runs pending steps, leaves them. Returns their names."""
+    steps = ScheduledStep.__table__  # type: ignore[attr-defined]
+    return list(
+        conn.execute(
+            sa.update(steps)
+            .where(
+                steps.c.campaign == run.campaign,
+                steps.c.step != LAUNCH_STEP,
+                steps.c.status == StepStatus.PENDING.value,
+            )
+            .values(status=StepStatus.CANCELLED.value, note=REMINDERS_CANCELLED)
+            .returning(steps.c.step)
+        ).scalars()
+    )
 
 
 # --- progress ---------------------------------------------------------------------------------

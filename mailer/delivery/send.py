@@ -75,6 +75,9 @@ class WorkerOptions:
     # A sender whose connection just failed waits this long before its next message, so a relay
     # that is down is not hammered by every sender in a tight loop.
     connect_error_pause: float = 1.0
+    # A claimed message that waited longer than this in the worker (pacing, per-domain limits)
+    # has its contact looked at again right before its SMTP transaction; see Worker._deliver.
+    recheck_after_seconds: float = 1.0
 
 
 @dataclass
@@ -251,6 +254,9 @@ class Worker:
         self._last_heartbeat = time.monotonic()
         self._last_status_check = 0.0
         self._last_reclaim = 0.0
+        self._stop: asyncio.Event | None = None
+        # Messages a recheck found gone after another sender had taken them: id → reason.
+        self._gone: dict[int, str] = {}
 
     # -- database thread --
 
@@ -261,14 +267,42 @@ class Worker:
 
         return await asyncio.get_running_loop().run_in_executor(self._db, run)
 
+    async def _db_retry(self, fn: Callable[[Connection], T], what: str) -> T | None:
+        """`fn` in its own transaction, tried again with backoff while the database has a
+        transient fault (connection dropped, "database is locked", deadlock, failover): a
+        worker, the embedded one too, must outlive a database hiccup. None when the worker is
+        told to stop while waiting. Any other error is a bug and is raised."""
+        delay = 0.5
+        while True:
+            try:
+                return await self._db_call(fn)
+            except sa_exc.DBAPIError as exc:
+                if not _transient(exc):
+                    raise
+                log.warning(
+                    "%s selhalo kvůli dočasné chybě databáze (%s), zkouším znovu za %.1f s.",
+                    what,
+                    str(exc.orig or exc).strip().splitlines()[0][:200],
+                    delay,
+                )
+            if self._stop is not None and self._stop.is_set():
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((self._stop or asyncio.Event()).wait(), delay)
+            delay = min(delay * 2, 30.0)
+
     # -- public --
 
     async def run(self, *, drain: bool, stop: asyncio.Event | None = None) -> Stats:
         stop = stop or asyncio.Event()
+        self._stop = stop
         wid = self.options.worker_id
         # A previous incarnation of this worker id died holding rows: they are ours to redo.
-        self.stats.reclaimed += await self._db_call(
-            lambda c: ob.reclaim_expired(c, utcnow(), worker=wid)
+        self.stats.reclaimed += (
+            await self._db_retry(
+                lambda c: ob.reclaim_expired(c, utcnow(), worker=wid), "Převzetí zpráv po pádu"
+            )
+            or 0
         )
         recorder = asyncio.create_task(self._recorder())
         senders = [
@@ -290,8 +324,8 @@ class Worker:
             self._wake_recorder.set()
             await recorder
             stopper.cancel()
-            finished = await self._db_call(lambda c: ob.finish_runs(c, utcnow()))
-            self.stats.finished_runs.extend(finished)
+            finished = await self._db_retry(self._finish, "Uzavření rozesílek")
+            self.stats.finished_runs.extend(finished or [])
             await self.transport.close()
             self._db.shutdown(wait=True)
             self._report()
@@ -317,16 +351,18 @@ class Worker:
                 if got < self._claim_size() and time.monotonic() - last_finish > 5:
                     # The queue is running dry: mark runs with nothing left as sent.
                     last_finish = time.monotonic()
-                    done = await self._db_call(lambda c: ob.finish_runs(c, utcnow()))
-                    self.stats.finished_runs.extend(done)
+                    done = await self._db_retry(self._finish, "Uzavření rozesílek")
+                    self.stats.finished_runs.extend(done or [])
                 if got:
                     continue
                 if not self._queue and self._in_flight == 0 and not self._pending:
                     # Nothing claimable and nothing of ours under way: is anything due later?
-                    finished = await self._db_call(lambda c: ob.finish_runs(c, utcnow()))
-                    self.stats.finished_runs.extend(finished)
+                    finished = await self._db_retry(self._finish, "Uzavření rozesílek")
+                    self.stats.finished_runs.extend(finished or [])
                     if drain:
-                        due = await self._db_call(lambda c: ob.next_due(c, utcnow()))
+                        due = await self._db_retry(
+                            lambda c: ob.next_due(c, utcnow()), "Hledání další zprávy"
+                        )
                         if due is None or due > utcnow():
                             return
                         continue
@@ -334,6 +370,10 @@ class Worker:
                     continue
             self._wake_feeder.clear()
             await self._sleep(stopper, 0.2, self._wake_feeder)
+
+    @staticmethod
+    def _finish(conn: Connection) -> list[int]:
+        return ob.finish_runs(conn, utcnow())
 
     @staticmethod
     async def _sleep(
@@ -348,21 +388,48 @@ class Worker:
             waker.cancel()
 
     async def _claim(self) -> int:
-        now = utcnow()
         size = self._claim_size()
         reclaim = time.monotonic() - self._last_reclaim > self.options.lease_seconds / 4
         topics = dict(self._topics)
         wid = self.options.worker_id
         lease = self.options.lease_seconds
 
+        # Set after a failed claim: a snapshot of what this worker holds (read here, in the
+        # event loop, not on the database thread while senders change it).
+        unheld_check: list[set[int]] = []
+
         def work(conn: Connection) -> tuple[int, ob.ClaimResult]:
+            # The time of this attempt: a retry after an outage must not hand out leases that
+            # already ran out (another worker would reclaim, and send, the same rows).
+            now = utcnow()
+            if unheld_check:
+                # The failed claim may have committed before the connection dropped: rows
+                # leased to us that we never received go back to the queue now (not sent, so
+                # not flagged possible_duplicate) instead of waiting for their lease to run out.
+                ob.release_unheld(conn, wid, unheld_check[0], now)
             reclaimed = ob.reclaim_expired(conn, now) if reclaim else 0
             result = ob.claim(
                 conn, worker=wid, limit=size, now=now, lease_seconds=lease, topics=topics
             )
             return reclaimed, result
 
-        reclaimed, result = await self._db_call(work)
+        got: tuple[int, ob.ClaimResult] | None
+        try:
+            got = await self._db_call(work)
+        except sa_exc.DBAPIError as exc:
+            if not _transient(exc):
+                raise
+            log.warning(
+                "Převzetí zpráv z fronty selhalo kvůli dočasné chybě databáze (%s).",
+                str(exc.orig or exc).strip().splitlines()[0][:200],
+            )
+            unheld_check.append(set(self._held))
+            # Nothing of the failed claim was received, so nothing can be sent twice; the
+            # retry goes through _db_retry (backoff, interrupted by stop).
+            got = await self._db_retry(work, "Převzetí zpráv z fronty")
+            if got is None:
+                return 0
+        reclaimed, result = got
         if reclaim:
             self._last_reclaim = time.monotonic()
         self._topics.update(topics)
@@ -439,6 +506,33 @@ class Worker:
         try:
             if message.run_id in self._blocked:
                 return self._blocked_outcome(message)
+            # The promise "unsubscribed means no more mail" must hold for messages already
+            # claimed: with rate or per-domain limits they can wait here for tens of seconds.
+            # Why this design: at full speed a claimed message goes out within milliseconds, so
+            # the hot path pays only a clock read; only a message that waited longer than
+            # recheck_after_seconds costs a query, and that one query re-checks every stale
+            # message of the local queue too (one query per batch, not per message). The
+            # alternative (unsubscribe also skipping `sending` rows, a per-message flag read
+            # before DATA) would cost a query per message at full speed.
+            reason = self._gone.pop(message.id, None) if self._gone else None
+            if reason is None and (
+                time.monotonic() - message.checked_at > self.options.recheck_after_seconds
+            ):
+                try:
+                    reason = await self._recheck(message)
+                except sa_exc.DBAPIError as exc:
+                    if not _transient(exc):
+                        raise
+                    # Unchecked means unsent: back to the queue, unblamed, claimed again later.
+                    log.warning(
+                        "Kontrola příjemce před odesláním selhala (%s); zpráva %d se vrací do "
+                        "fronty.",
+                        str(exc.orig or exc).strip().splitlines()[0][:200],
+                        message.id,
+                    )
+                    return Outcome(message, REQUEUE)
+            if reason is not None:
+                return Outcome(message, SKIPPED, reason)
             try:
                 from mailer.compose.render import Recipient
 
@@ -457,6 +551,30 @@ class Worker:
         finally:
             self.pacer.release(domain)
         return self._outcome(message, result)
+
+    async def _recheck(self, message: ob.Claimed) -> str | None:
+        """Look at the contact of `message` again, with every queued message that has waited
+        at least half as long; those found gone are settled as skipped. Returns the reason
+        `message` must not go out, or None."""
+        now = time.monotonic()
+        stale_at = now - self.options.recheck_after_seconds / 2
+        batch = [message, *(m for m in self._queue if m.checked_at < stale_at)]
+        topics = dict(self._topics)
+        verdicts = await self._db_call(lambda c: ob.recheck(c, batch, topics))
+        for m in batch:
+            m.checked_at = now
+        queued = {m.id for m in self._queue}
+        for m in batch[1:]:
+            reason = verdicts.get(m.id)
+            if reason is None:
+                continue
+            if m.id in queued:
+                self._queue.remove(m)
+                self._settle_later(Outcome(m, SKIPPED, reason))
+            else:
+                # Another sender took it from the queue while we asked: it looks here.
+                self._gone[m.id] = reason
+        return verdicts.get(message.id)
 
     def _outcome(self, message: ob.Claimed, result: SendResult) -> Outcome:
         verdict = judge(result)
@@ -608,6 +726,14 @@ class Worker:
             s.skipped,
             s.reclaimed,
         )
+
+
+def _transient(exc: sa_exc.DBAPIError) -> bool:
+    """A fault that passes: lost connection, lock timeout, deadlock, serialization failure
+    (psycopg's TransactionRollback is an OperationalError), SQLite's "database is locked"."""
+    return exc.connection_invalidated or isinstance(
+        exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+    )
 
 
 def _write(conn: Connection, worker: str, batch: list[Outcome], now: datetime) -> None:

@@ -19,6 +19,7 @@ STATUS_LABELS = {
     StepStatus.LATE: "spuštěno pozdě",
     StepStatus.MISSED: "zmeškáno",
     StepStatus.FAILED: "selhalo",
+    StepStatus.CANCELLED: "zrušeno",
 }
 
 
@@ -62,6 +63,8 @@ class Overview:
     late: list[StepView] = field(default_factory=list)
     missed: list[StepView] = field(default_factory=list)
     failed: list[StepView] = field(default_factory=list)
+    # Reminder steps that will not run because their campaign's launch run was cancelled.
+    cancelled: list[StepView] = field(default_factory=list)
     invalid: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -72,6 +75,7 @@ class Overview:
             "late": [s.as_json() for s in self.late],
             "missed": [s.as_json() for s in self.missed],
             "failed": [s.as_json() for s in self.failed],
+            "cancelled": [s.as_json() for s in self.cancelled],
             "invalid": self.invalid,
         }
 
@@ -128,6 +132,7 @@ def schedule_overview(
                 StepStatus.LATE: result.late,
                 StepStatus.MISSED: result.missed,
                 StepStatus.FAILED: result.failed,
+                StepStatus.CANCELLED: result.cancelled,
             }.get(StepStatus(row.status), result.done).append(view)
     for slug in blueprints.slugs():
         if blueprints.checked(slug) is None:

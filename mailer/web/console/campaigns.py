@@ -314,10 +314,29 @@ def campaign_launch_confirm(
     _step_or_404(blueprint, step)
     size, problem = audience(session, blueprint, step)
     existing = session.exec(select(Run).where(Run.campaign == slug, Run.step == step)).first()
+    return _launch_page(request, staff, session, blueprint, step, size, problem, existing)
+
+
+def _launch_page(
+    request: Request,
+    staff: Any,
+    session: Session,
+    blueprint: Any,
+    step: str,
+    size: int | None,
+    problem: str | None,
+    existing: Run | None,
+    *,
+    confirmed_size: int | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    slug = blueprint.slug
     return page(
         request,
         "launch.html",
         staff,
+        status_code=status_code,
+        confirmed_size=confirmed_size,
         blueprint=blueprint,
         step=step,
         size=size,
@@ -334,14 +353,35 @@ def campaign_launch_confirm(
 
 @router.post("/campaigns/{slug}/launch")
 def campaign_launch(
+    request: Request,
     slug: str,
     staff: Editor,
     session: DB,
     engine: DBEngine,
     step: Annotated[str, Form()] = "launch",
+    confirmed_size: Annotated[int | None, Form()] = None,
 ) -> Response:
     blueprint = _blueprint(slug)
     _step_or_404(blueprint, step)
+    existing = session.exec(select(Run).where(Run.campaign == slug, Run.step == step)).first()
+    if existing is None:
+        # Staff confirmed a number of recipients; imports, unsubscribes or a changed segment
+        # since then mean they would send to an audience they did not see. Any difference
+        # (or no confirmed number at all) shows the confirmation again with today's size.
+        size, problem = audience(session, blueprint, step)
+        if problem is None and size != confirmed_size:
+            return _launch_page(
+                request,
+                staff,
+                session,
+                blueprint,
+                step,
+                size,
+                problem,
+                existing,
+                confirmed_size=confirmed_size,
+                status_code=409,
+            )
     # delivery.runs.launch writes the audit entry (actor, run, recipients) itself.
     try:
         result = runs.launch(engine, blueprint, step, actor=staff.email)
