@@ -209,6 +209,12 @@ async def run_web(settings: Settings, stop: asyncio.Event, say: Say) -> None:
     server = make_server(host, port, log_level="warning")
     server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
     serving = asyncio.create_task(server.serve())
+    # Announce the address only once uvicorn listens: staff (and tests) open it right away.
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.02)
+    if serving.done():
+        await serving  # uvicorn could not start (e.g. the port is taken): let its error surface
+        raise RuntimeError(f"Webová aplikace se nespustila na {host}:{port}.")
     say(f"Webová aplikace běží na http://{host}:{port}/")
     say(f"Konzole pro obsluhu: {settings.base_url.rstrip('/')}/console/")
     stopped = asyncio.create_task(stop.wait())
