@@ -35,11 +35,11 @@ def _assert_each_sent_once(engine: Engine, server: SMTPServer, run_id: int) -> N
     assert not any(r.possible_duplicate for r in outbox.values())
 
 
+# Each fault is one database's own, so each test runs on that database only.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_it_retries_a_claim_whose_postgresql_connection_was_killed(
     engine: Engine, smtp_server: SMTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("pg_terminate_backend is PostgreSQL's; SQLite has its own test below")
     add_contacts(engine, 5)
     run_id = launch(engine, blueprint()).run_id
     killed: list[int] = []
@@ -82,11 +82,10 @@ async def test_it_retries_a_claim_whose_postgresql_connection_was_killed(
     assert stats.sent == 5 and stats.finished_runs == [run_id]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_it_retries_a_claim_while_sqlite_is_locked_longer_than_the_busy_timeout(
     engine: Engine, smtp_server: SMTPServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's database lock; PostgreSQL has its own test above")
     add_contacts(engine, 5)
     launch(engine, blueprint())
     # The worker's own engine gives up on a lock after 100 ms instead of 30 s.
