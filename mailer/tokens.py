@@ -3,7 +3,7 @@ return path): a few integers and an HMAC, verifiable with the current or a retir
 
 Two spellings of the same bytes: URL tokens are base64url (short, case-sensitive); tokens
 carried in an e-mail address's local part (VERP return path, List-Unsubscribe mailto) are
-lowercase base32, because some MTAs change the case of local parts on the way back."""
+lowercase hex, because some MTAs change the case of local parts on the way back."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class Signer:
         return base64.urlsafe_b64encode(self._raw(purpose, ids)).rstrip(b"=").decode()
 
     def sign_address(self, purpose: Purpose, *ids: int) -> str:
-        """A token for an address's local part: lowercase base32 without padding, so it still
+        """A token for an address's local part: lowercase hex, so it still
         verifies after an MTA changed the case of the address."""
         return address_encode(self._raw(purpose, ids))
 
@@ -108,7 +108,7 @@ class Signer:
         if not token or len(token) > 200 or not token.isascii():
             return None
         try:
-            raw = base64.b32decode(token.upper() + "=" * (-len(token) % 8))
+            raw = binascii.unhexlify(token)
         except (binascii.Error, ValueError):
             return None
         if address_encode(raw) != token.lower():
@@ -125,8 +125,9 @@ class Signer:
 
 
 def address_encode(raw: bytes) -> str:
-    """The address-safe, case-insensitive spelling of a signed token's bytes."""
-    return base64.b32encode(raw).rstrip(b"=").decode("ascii").lower()
+    """The address-safe, case-insensitive spelling of a signed token's bytes: lowercase hex
+    (C-speed on the per-recipient path; 32 characters fit a local part's 64 easily)."""
+    return binascii.hexlify(raw).decode("ascii")
 
 
 def default_signer() -> Signer:

@@ -412,3 +412,32 @@ def test_it_makes_bodies_dot_safe_without_changing_what_they_say() -> None:
         lines = encoded.split(b"\r\n")
         assert max(len(line) for line in lines) <= 76 and len(lines[-1]) <= 75
         assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode() == chunk
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        BASE_URL,  # links pass through the encoder untouched
+        "https://kampane.sdruk.test/a=b&c",  # "=" and "&" must be encoded and escaped
+        "https://" + "k" * 60 + ".test",  # too long to fit a quoted-printable line whole
+    ],
+)
+def test_it_writes_tracked_links_exactly_whatever_the_base_url(
+    base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASE_URL", base_url)
+    mailer_settings.get_settings.cache_clear()
+    comp = composer("knihovny-soucasnosti-2027")
+    person = recipient()
+    msg = parse(comp.message(person).data)
+    html = msg.get_body(("html",))
+    text = msg.get_body(("plain",))
+    assert html is not None and text is not None
+    assert html.get_content().replace("\r\n", "\n") == comp.html(person)
+    assert text.get_content().replace("\r\n", "\n") == comp.text(person)
+    escaped = base_url.replace("&", "&amp;")
+    assert f'href="{escaped}/c/' in html.get_content()
+    assert f"{base_url}/u/" in text.get_content()
+    for part in (html, text):
+        encoded = part.get_payload(decode=False)
+        assert max(len(line) for line in encoded.splitlines()) <= 76

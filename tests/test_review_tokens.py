@@ -25,9 +25,9 @@ def bounce_domain(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _flip(token: str, at: int) -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+    alphabet = "0123456789abcdef"  # address tokens are lowercase hex
     old = token[at]
-    return token[:at] + alphabet[(alphabet.index(old) + 1) % 32] + token[at + 1 :]
+    return token[:at] + alphabet[(alphabet.index(old) + 1) % 16] + token[at + 1 :]
 
 
 def test_it_resolves_an_upper_cased_verp_address_but_not_a_forged_one(

@@ -29,6 +29,7 @@ from mjml import mjml2html
 from mailer.compose import czech
 from mailer.compose.campaigns import Blueprint, Tracking
 from mailer.compose.message import (
+    _SAFE_QP_LINE,
     Attachment,
     DkimSigner,
     MessageShape,
@@ -487,7 +488,7 @@ class TokenMaker:
         return binascii.b2a_base64(raw, newline=False).translate(_B64URL).rstrip(b"=").decode()
 
     def sign_address(self, purpose: Purpose, *ids: int) -> str:
-        """Signer.sign_address: the same bytes, lowercase base32 for an address's local part."""
+        """Signer.sign_address: the same bytes, lowercase hex for an address's local part."""
         data = bytes((purpose,)) + b"".join(_varint(i) for i in ids)
         mac = self._mac.copy()
         mac.update(data)
@@ -520,11 +521,37 @@ class TokenMaker:
 
 
 _NEEDS_ESCAPE = re.compile(r"[&<>\"']")
+# A link of ours is the base URL, a short path and a token: the longest must still fit a line.
+_LINK_ROOM = 40
+
+
+class _SafeLink(str):
+    """A per-recipient link built from a base URL checked once (`_link_maker`) and a base64url
+    token: nothing in it to escape or to quoted-printable encode, so the finalizers pass it
+    through without looking (about 20 of them a message)."""
+
+    __slots__ = ()
+
+
+def _link_maker(base_url: str) -> Callable[[str], str]:
+    """`_SafeLink` when every link under `base_url` is safe as it is, else plain `str`."""
+    safe = (
+        base_url.isascii()
+        and base_url.isprintable()
+        and not _NEEDS_ESCAPE.search(base_url)
+        and "=" not in base_url
+        and " " not in base_url
+        and not base_url.startswith(".")
+        and len(base_url) + _LINK_ROOM <= _SAFE_QP_LINE
+    )
+    return _SafeLink if safe else str
 
 
 def _html_qp_value(value: Any) -> str:
     # Autoescaping by hand (this environment cannot autoescape: it must encode after escaping),
     # on plain str: Markup objects would slow every later string step.
+    if type(value) is _SafeLink:
+        return value + "=\r\n"
     if type(value) is str:
         return qp_value(html.escape(value) if _NEEDS_ESCAPE.search(value) else value)
     if hasattr(value, "__html__"):
@@ -533,6 +560,8 @@ def _html_qp_value(value: Any) -> str:
 
 
 def _text_qp_value(value: Any) -> str:
+    if type(value) is _SafeLink:
+        return value + "=\r\n"
     return qp_value(str(value))
 
 
@@ -590,6 +619,7 @@ class Composer:
             self._sign = signer.sign
             self._sign_address = signer.sign_address
         self.base_url = self.settings.base_url.rstrip("/")
+        self._link = _link_maker(self.base_url)
         self.bounce_domain = self.settings.bounce_domain
         self.sender_domain = self.settings.sender_domain
         self.unsubscribe_mailbox = self.settings.unsubscribe_mailbox
@@ -748,16 +778,19 @@ class Composer:
                     clicks = self._tokens.clicks(oid, len(self.links))
                 else:
                     clicks = [sign(Purpose.CLICK, oid, i) for i in range(len(self.links))]
-                ctx.update(zip(self._link_names, [prefix + token for token in clicks], strict=True))
-                ctx["_o"] = None if for_web else f"{base}/o/{sign(Purpose.OPEN, oid)}.gif"
-                web = f"{base}/v/{sign(Purpose.WEB_VERSION, oid)}"
+                link = self._link
+                ctx.update(
+                    zip(self._link_names, [link(prefix + token) for token in clicks], strict=True)
+                )
+                ctx["_o"] = None if for_web else link(f"{base}/o/{sign(Purpose.OPEN, oid)}.gif")
+                web = link(f"{base}/v/{sign(Purpose.WEB_VERSION, oid)}")
             else:
                 ctx.update(self._anon_values)
                 ctx["_o"] = None if for_web else self._anon_open
                 web = self._anon_web
             ctx["links"] = {
-                "unsubscribe": f"{base}/u/{token}",
-                "preferences": f"{base}/p/{sign(Purpose.PREFERENCES, oid)}",
+                "unsubscribe": self._link(f"{base}/u/{token}"),
+                "preferences": self._link(f"{base}/p/{sign(Purpose.PREFERENCES, oid)}"),
                 "web_version": web,
             }
         if self._subject is not None:
@@ -790,7 +823,7 @@ class Composer:
             text_qp=self._encode_text(ctx),
             html_qp=self._encode_html(ctx),
         )
-        # Address-borne tokens are case-insensitive (base32): MTAs may change a local part's case.
+        # Address-borne tokens are case-insensitive (hex): MTAs may change a local part's case.
         envelope = f"bounce+{self._sign_address(Purpose.RETURN_PATH, oid)}@{self.bounce_domain}"
         # Dot-safe by construction: headers never start a line with ".", boundaries start with
         # "--", base64 has no ".", and the quoted-printable bodies escape a leading one.

@@ -207,7 +207,7 @@ def _local_token(address: str, mailbox: str, signer: Signer, purpose: Purpose) -
     prefix = f"{mailbox.lower()}+"
     if not local.lower().startswith(prefix):
         return None
-    # Address-borne tokens are base32: case-insensitive, since MTAs may change a local part.
+    # Address-borne tokens are lowercase hex: case-insensitive, since MTAs may change a local part.
     ids = signer.verify_address(purpose, local[len(prefix) :])
     return ids[0] if ids else None
 
