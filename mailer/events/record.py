@@ -319,24 +319,16 @@ def hard_bounce(
 ) -> bool:
     """The address does not exist: the contact becomes bounced and suppressed. False when this
     message's bounce was already recorded."""
-    now = now or utcnow()
-    bounces = (EventKind.BOUNCE_HARD, EventKind.BOUNCE_SOFT)
-    if _already_recorded(session, target.outbox_id, bounces):
-        return False
-    if target.contact_id is not None:
-        contact = _contact_for_update(session, target.contact_id)
-        if contact is not None:
-            _end_contact(session, contact, ContactStatus.BOUNCED, f"{status} {diagnostic}", now)
-    record_event(
+    return _end_by_message(
         session,
+        target,
         EventKind.BOUNCE_HARD,
-        contact_id=target.contact_id,
-        run_id=target.run_id,
-        outbox_id=target.outbox_id,
+        ContactStatus.BOUNCED,
+        reason=f"{status} {diagnostic}",
         detail={"status": status, "diagnostic": diagnostic[:500]},
-        occurred_at=now,
+        already=(EventKind.BOUNCE_HARD, EventKind.BOUNCE_SOFT),
+        now=now or utcnow(),
     )
-    return True
 
 
 def soft_bounce(
@@ -399,20 +391,44 @@ def complaint(
 ) -> bool:
     """The recipient reported the message as spam: an objection, final. The contact becomes
     complained and suppressed. False when this message's complaint was already recorded."""
-    now = now or utcnow()
-    if _already_recorded(session, target.outbox_id, (EventKind.COMPLAINT,)):
+    return _end_by_message(
+        session,
+        target,
+        EventKind.COMPLAINT,
+        ContactStatus.COMPLAINED,
+        reason=f"stížnost ({source})",
+        detail={"feedback_type": feedback_type, "source": source},
+        already=(EventKind.COMPLAINT,),
+        now=now or utcnow(),
+    )
+
+
+def _end_by_message(
+    session: Session,
+    target: BounceTarget,
+    kind: EventKind,
+    status: ContactStatus,
+    *,
+    reason: str,
+    detail: dict[str, Any],
+    already: tuple[EventKind, ...],
+    now: datetime,
+) -> bool:
+    """A final verdict about one message's recipient (hard bounce, complaint): recorded once
+    per message, and the contact ends with `status` and is suppressed."""
+    if _already_recorded(session, target.outbox_id, already):
         return False
     if target.contact_id is not None:
         contact = _contact_for_update(session, target.contact_id)
         if contact is not None:
-            _end_contact(session, contact, ContactStatus.COMPLAINED, f"stížnost ({source})", now)
+            _end_contact(session, contact, status, reason, now)
     record_event(
         session,
-        EventKind.COMPLAINT,
+        kind,
         contact_id=target.contact_id,
         run_id=target.run_id,
         outbox_id=target.outbox_id,
-        detail={"feedback_type": feedback_type, "source": source},
+        detail=detail,
         occurred_at=now,
     )
     return True
