@@ -108,10 +108,9 @@ def field_specs() -> dict[str, FieldSpec]:
 
 
 def _load_plugins() -> None:
-    # Engagement fields live with the scheduler; import them when that module exists so that
-    # a campaign's reminder audience parses wherever segments are used.
-    if importlib.util.find_spec("mailer.audience.engagement") is not None:
-        importlib.import_module("mailer.audience.engagement")
+    # Engagement fields register themselves on import; imported here, lazily, because that
+    # module builds on this one, so a reminder audience parses wherever segments are used.
+    importlib.import_module("mailer.audience.engagement")
 
 
 def _col(column: Any) -> Any:

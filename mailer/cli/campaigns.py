@@ -112,10 +112,8 @@ def preview_cmd(
 
 
 def _normalise(address: str) -> str:
-    try:
-        from mailer.audience.contacts import InvalidAddress, normalize_email
-    except ImportError:
-        return address.strip().lower()
+    from mailer.audience.contacts import InvalidAddress, normalize_email
+
     try:
         return normalize_email(address)
     except InvalidAddress as exc:

@@ -150,11 +150,9 @@ def registrations_import(
 
 
 def register_campaigns_sync() -> None:
-    """Add `sync` to the shared `sdruk campaigns` group (compose's module) when it exists."""
-    try:
-        from mailer.cli.campaigns import app as campaigns_app
-    except ImportError:
-        return
+    """Add `sync` to the shared `sdruk campaigns` group."""
+    from mailer.cli.campaigns import app as campaigns_app
+
     campaigns_app.command("sync")(sync_cmd)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
+from mailer.audience.segments import SegmentError, parse_segment
 from mailer.compose.campaigns import (
     Blueprint,
     BlueprintError,
@@ -153,19 +154,11 @@ def check_toml(path: Path, slug: str) -> tuple[Blueprint | None, list[Problem], 
 # --- segments ------------------------------------------------------------------------------
 
 
-def _engagement_registered() -> bool:
-    try:
-        from mailer.audience.segments import field_specs
-
-        return "received" in field_specs()
-    except ImportError:
-        return False
-
-
-def _split_engagement(node: Any, steps: list[str], where: str, problems: list[str]) -> Any:
-    """The segment without engagement fields (checked here) while those are not registered."""
+def _check_engagement(node: Any, steps: list[str], where: str, problems: list[str]) -> Any:
+    """What the segment parser cannot know about engagement fields: `received` must name an
+    earlier step of this campaign, and the others are true or false."""
     if isinstance(node, list):
-        return [_split_engagement(n, steps, where, problems) for n in node]
+        return [_check_engagement(n, steps, where, problems) for n in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -182,16 +175,12 @@ def _split_engagement(node: Any, steps: list[str], where: str, problems: list[st
             elif not isinstance(value, bool):
                 problems.append(f"{where}: {key} musí být true nebo false")
             continue
-        out[key] = _split_engagement(value, steps, where, problems)
+        out[key] = _check_engagement(value, steps, where, problems)
     return out
 
 
 def check_segments(path: Path, blueprint: Blueprint, raw_text: str) -> list[Problem]:
     """The campaign segment and every reminder audience, through the audience module."""
-    try:
-        from mailer.audience.segments import SegmentError, parse_segment
-    except ImportError:
-        return []
     lines = toml_key_lines(raw_text)
     name = str(path)
     problems: list[Problem] = []
@@ -199,16 +188,15 @@ def check_segments(path: Path, blueprint: Blueprint, raw_text: str) -> list[Prob
         parse_segment(blueprint.segment)
     except SegmentError as exc:
         problems.append(Problem(name, lines.get(("segment",), 1), f"segment: {exc}"))
-    engagement = _engagement_registered()
     for index, step in enumerate(blueprint.steps[1:]):
         line = lines.get(("reminder", index, "audience"), lines.get(("reminder", index), 1))
         where = f"připomínka {step.name}, audience"
         earlier = [s.name for s in blueprint.steps[: index + 1]]
         messages: list[str] = []
-        audience = _split_engagement(step.audience, earlier, where, messages)
+        _check_engagement(step.audience, earlier, where, messages)
         problems.extend(Problem(name, line, m) for m in messages)
         try:
-            parse_segment(step.audience if engagement else audience)
+            parse_segment(step.audience)
         except SegmentError as exc:
             problems.append(Problem(name, line, f"{where}: {exc}"))
     return problems

@@ -15,7 +15,6 @@ missed. Either way it is logged, written to the audit log and listed by `sdruk s
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -74,17 +73,9 @@ class CampaignFiles:
         return blueprint_slugs()
 
     def problems(self, slug: str) -> list[str]:
-        try:
-            check = importlib.import_module("mailer.compose.check")
-        except ImportError:  # compose's checker not there: loading is the check
-            check = None
-        if check is not None:
-            return [_problem_text(p) for p in check.check_blueprint(slug)]
-        try:
-            self.load(slug)
-        except Exception as exc:
-            return [str(exc)]
-        return []
+        from mailer.compose.check import check_blueprint
+
+        return [_problem_text(p) for p in check_blueprint(slug)]
 
     def load(self, slug: str) -> Any:
         from mailer.compose.campaigns import load_blueprint

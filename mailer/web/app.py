@@ -6,7 +6,6 @@ default). Its lifespan starts the event writer and, on a clean shutdown, drains 
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,15 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def _include_console(app: FastAPI) -> None:
-    """The staff console (mailer.web.console) mounts its `router` here when it exists; it
-    reuses templates/web/base.html and the app state (engine, templates, signer)."""
-    try:
-        console = importlib.import_module("mailer.web.console")
-    except ImportError:
-        return
-    router = getattr(console, "router", None)
-    if router is not None:
-        app.include_router(router)
+    """The staff console mounts its `router`; it reuses the app state (engine, templates,
+    signer)."""
+    from mailer.web.console import router
+
+    app.include_router(router)
 
 
 def create_app(*, engine: Engine | None = None) -> FastAPI:
@@ -79,7 +74,7 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
 
     app.include_router(tracking.router)
     app.include_router(unsubscribe.router)
-    # Staff console routes go here (mailer/web/console, by the console engineer).
+    # The staff console (mailer/web/console) mounts its routes under /console.
     _include_console(app)
     return app
 
