@@ -250,15 +250,7 @@ def _sync_one(engine: Engine, blueprint: Any, report: SyncReport) -> None:
             change = "new" if created else "same"
             report.steps.append(PlannedStep(slug, step.name, due, StepStatus.PENDING, change))
         elif row.status == StepStatus.PENDING and row.due_at != due:
-            with engine.begin() as conn:
-                conn.execute(
-                    sa.update(ScheduledStep)
-                    .where(
-                        col(ScheduledStep.id) == row.id,
-                        col(ScheduledStep.status) == StepStatus.PENDING,
-                    )
-                    .values(due_at=due)
-                )
+            _move_pending(engine, row.id, due)
             report.steps.append(PlannedStep(slug, step.name, due, row.status, "moved"))
         else:
             change = "same" if row.status == StepStatus.PENDING else "done"
@@ -266,6 +258,19 @@ def _sync_one(engine: Engine, blueprint: Any, report: SyncReport) -> None:
     gone = [name for name in rows if name not in names]
     if gone:
         _delete_pending(engine, slug, gone, report)
+
+
+def _move_pending(engine: Engine, step_id: int | None, due: datetime) -> None:
+    """A new due time for a step that has not run; a step claimed meanwhile keeps its own."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(ScheduledStep)
+            .where(
+                col(ScheduledStep.id) == step_id,
+                col(ScheduledStep.status) == StepStatus.PENDING,
+            )
+            .values(due_at=due)
+        )
 
 
 def _insert_step(engine: Engine, campaign: str, step: str, due: datetime) -> bool:
@@ -514,15 +519,7 @@ def _consider_pending(
             except KeyError:
                 due = row.due_at
             if due != row.due_at:
-                with engine.begin() as conn:
-                    conn.execute(
-                        sa.update(ScheduledStep)
-                        .where(
-                            col(ScheduledStep.id) == row.id,
-                            col(ScheduledStep.status) == StepStatus.PENDING,
-                        )
-                        .values(due_at=due)
-                    )
+                _move_pending(engine, row.id, due)
     window = campaign_window(blueprint)
     effective = window.next_open(due)
     if now < effective:
