@@ -30,6 +30,12 @@ class Purpose(IntEnum):
     WEB_VERSION_ANONYMOUS = 8  # ids: run
     RETURN_PATH = 9  # ids: outbox message (VERP bounce address)
     CONTACT_PREFERENCES = 10  # ids: contact (links not tied to one message)
+    # ids: outbox message. One token for all tracked links of a message; the link's index
+    # follows it in the path (/c/<token>/<index>). The index needs no MAC of its own: it can
+    # only pick another link of the same frozen run for the same recipient, which that
+    # recipient can click anyway. (CLICK, one token per link, is still verified for messages
+    # already delivered with it.)
+    MESSAGE_CLICK = 11
 
 
 def _varints(values: Sequence[int]) -> bytes:

@@ -90,9 +90,9 @@ def test_it_counts_a_persons_click_on_the_registration_link_and_not_a_scanners(
     outbox = {m.contact_id: m.id for m in _outbox(engine, launch.id)}
 
     def click(name: str, index: int, user_agent: str = BROWSER) -> None:
-        token = default_signer().sign(Purpose.CLICK, outbox[people[name]], index)
+        token = default_signer().sign(Purpose.MESSAGE_CLICK, outbox[people[name]])
         response = client.get(
-            f"/c/{token}", headers={"User-Agent": user_agent}, follow_redirects=False
+            f"/c/{token}/{index}", headers={"User-Agent": user_agent}, follow_redirects=False
         )
         assert response.status_code == 302
         assert response.headers["location"] == links[index]

@@ -89,6 +89,42 @@ def test_it_redirects_a_click_only_to_the_signed_link(engine: Engine, client: Te
     assert response.headers["location"] == LINKS[2]
 
 
+def test_it_redirects_a_message_link_by_its_index(engine: Engine, client: TestClient) -> None:
+    world = make_world(engine)
+    token = _token(Purpose.MESSAGE_CLICK, world.outbox_ids[0])
+    response = client.get(f"/c/{token}/2", follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == LINKS[2]
+    [event] = _events(engine)
+    assert (event.kind, event.link_index, event.outbox_id) == ("click", 2, world.outbox_ids[0])
+    assert event.contact_id == world.contact_ids[0]
+
+
+def test_it_refuses_a_message_link_with_a_bad_index_or_token_changing_nothing(
+    engine: Engine, client: TestClient
+) -> None:
+    world = make_world(engine, links=[*LINKS, "javascript:alert(1)"])
+    outbox_id = world.outbox_ids[0]
+    token = _token(Purpose.MESSAGE_CLICK, outbox_id)
+    before = _state(engine)
+    for path in (
+        f"/c/{token}/9",  # no such link
+        f"/c/{token}/3",  # not http(s)
+        f"/c/{token}/-1",
+        f"/c/{token}/01",
+        f"/c/{token}/1e0",
+        f"/c/{token}/99999999999999999999",
+        f"/c/{_token(Purpose.OPEN, outbox_id)}/0",  # another purpose
+        f"/c/{_token(Purpose.CLICK, outbox_id, 0)}/0",  # a per-link token is not a message's
+        f"/c/{_token(Purpose.MESSAGE_CLICK, 10**9)}/0",  # no such message
+        f"/c/{token[:-2]}AA/0",
+    ):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 404, path
+        assert "location" not in response.headers
+    assert _state(engine) == before
+
+
 def test_it_cannot_be_made_to_redirect_to_an_unsigned_url(
     engine: Engine, client: TestClient
 ) -> None:

@@ -4,7 +4,7 @@ it per recipient (`Composer`) into message bytes and the web version.
 Order matters (DESIGN.md): MJML is compiled before Jinja runs, so a run compiles once and each
 recipient costs one Jinja render of the compiled HTML and of the text made from it. Links with
 a literal (or campaign-level) http(s) target are listed in `content["links"]` and replaced by
-their tracked form; the web app resolves `/c/<token>` through that list.
+their tracked form; the web app resolves `/c/<token>/<index>` through that list.
 """
 
 from __future__ import annotations
@@ -471,14 +471,13 @@ class TokenMaker:
     purpose byte, varint ids, truncated HMAC-SHA256, unpadded base64url) with the HMAC key
     schedule and the per-link suffixes prepared once. Tests check it against Signer.verify."""
 
-    __slots__ = ("_mac", "_small")
+    __slots__ = ("_mac",)
 
     def __init__(self, key: bytes) -> None:
         mac = hmac.new(key, digestmod=hashlib.sha256)
         # The OpenSSL object behind hmac.HMAC copies without the Python wrapper (~25% of a
         # token); the wrapper has the same copy/update/digest where it is absent.
         self._mac: Any = getattr(mac, "_hmac", None) or mac
-        self._small = [_varint(i) for i in range(128)]
 
     def sign(self, purpose: Purpose, *ids: int) -> str:
         data = bytes((purpose,)) + b"".join(_varint(i) for i in ids)
@@ -493,31 +492,6 @@ class TokenMaker:
         mac = self._mac.copy()
         mac.update(data)
         return address_encode(data + mac.digest()[:MAC_BYTES])
-
-    def clicks(self, outbox_id: int, count: int) -> list[str]:
-        """CLICK(outbox_id, i) for i in range(count)."""
-        if count >= 128:
-            return [self.sign(Purpose.CLICK, outbox_id, i) for i in range(count)]
-        prefix = bytes((Purpose.CLICK,)) + _varint(outbox_id)
-        small = self._small
-        copy = self._mac.copy
-        raws = []
-        for i in range(count):
-            data = prefix + small[i]
-            mac = copy()
-            mac.update(data)
-            raws.append(data + mac.digest()[:MAC_BYTES])
-        if not raws:
-            return []
-        # One base64 pass for all tokens: each (equal-length) token zero-padded to a multiple of
-        # 3 bytes encodes to its own characters, of which the unpadded token keeps the first.
-        size = len(raws[0])
-        pad = b"\0" * (-size % 3)
-        step = (size + len(pad)) * 4 // 3
-        keep = (4 * size + 2) // 3
-        text = binascii.b2a_base64(pad.join(raws) + pad, newline=False).translate(_B64URL)
-        encoded = text.decode()
-        return [encoded[k : k + keep] for k in range(0, len(encoded), step)]
 
 
 _NEEDS_ESCAPE = re.compile(r"[&<>\"']")
@@ -581,6 +555,17 @@ def _template_constants(template: jinja2.Template) -> list[str]:
     return found
 
 
+def _render_shared(template: jinja2.Template, values: dict[str, Any]) -> str:
+    """`template.render(values)` for values that already hold the template's globals: the
+    context uses the dict as it is (Jinja's `shared=True`) instead of copying the globals and
+    every value into a new one, which was a tenth of a message's composing."""
+    context = template.new_context(values, shared=True)
+    try:
+        return template.environment.concat(template.root_render_func(context))
+    except Exception:
+        return template.environment.handle_exception()
+
+
 def _type_label(code: str) -> str:
     try:
         return LIBRARY_TYPE_LABELS[LibraryType(code)]
@@ -631,6 +616,9 @@ class Composer:
         self._html = html_env.from_string(content["html"])
         self._text = text_env.from_string(content["text"])
         self._static: dict[str, Any] = _from_json(content["values"])
+        # What a recipient's values start from: the campaign's, with the templates' globals
+        # folded in, so a render can use it as its context as it is (`_render_shared`).
+        self._base: dict[str, Any] = {**self._text.globals, **self._html.globals, **self._static}
         static_names = set(self._static) | {"plural", "count_noun"}
 
         def header_template(source: str) -> tuple[Any, str | None]:
@@ -667,6 +655,7 @@ class Composer:
         else:
             self._anon_links, self._anon_open = None, None
         self._link_names = [f"_l{i}" for i in range(n)]
+        self._link_indexes = [str(i) for i in range(n)]
         self._anon_values = _link_values(self._anon_links or [])
 
         attachments = []
@@ -736,7 +725,7 @@ class Composer:
         """Template values for one recipient (None: an anonymous web view) and the
         unsubscribe token."""
         base = self.base_url
-        ctx = dict(self._static)
+        ctx = self._base.copy()
         if r is None:
             ctx["salutation"] = czech.FALLBACK_SALUTATION
             ctx["contact"] = {
@@ -773,14 +762,15 @@ class Composer:
                 "member": r.is_member,
             }
             if self.tracking is Tracking.INDIVIDUAL:
-                prefix = f"{base}/c/"
-                if self._tokens is not None:
-                    clicks = self._tokens.clicks(oid, len(self.links))
-                else:
-                    clicks = [sign(Purpose.CLICK, oid, i) for i in range(len(self.links))]
+                # One signed token for all of the message's links, the index beside it.
+                prefix = f"{base}/c/{sign(Purpose.MESSAGE_CLICK, oid)}/"
                 link = self._link
                 ctx.update(
-                    zip(self._link_names, [link(prefix + token) for token in clicks], strict=True)
+                    zip(
+                        self._link_names,
+                        [link(prefix + index) for index in self._link_indexes],
+                        strict=True,
+                    )
                 )
                 ctx["_o"] = None if for_web else link(f"{base}/o/{sign(Purpose.OPEN, oid)}.gif")
                 web = link(f"{base}/v/{sign(Purpose.WEB_VERSION, oid)}")
@@ -835,7 +825,7 @@ class Composer:
         if self._html_qp is None:
             self._prepare_encoding()
         if self._html_enc is not None:
-            return finish_qp(self._html_enc.render(ctx))
+            return finish_qp(_render_shared(self._html_enc, ctx))
         assert self._html_qp is not None
         return self._html_qp.encode(self._html.generate(ctx))
 
@@ -843,7 +833,7 @@ class Composer:
         if self._text_qp is None:
             self._prepare_encoding()
         if self._text_enc is not None:
-            return finish_qp(self._text_enc.render(ctx))
+            return finish_qp(_render_shared(self._text_enc, ctx))
         assert self._text_qp is not None
         return self._text_qp.encode(self._text.generate(ctx))
 

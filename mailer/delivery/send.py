@@ -5,10 +5,12 @@ One worker = one asyncio loop + one database thread:
 - the feeder claims batches (leased rows) and keeps a small local queue full;
 - `concurrency` sender tasks each take a message, wait for the pacer, compose it with the run's
   cached Composer and send it;
-- the recorder writes outcomes in group commits. A sender waits for the commit of its
-  outcome before it starts its next transaction, so at any moment each sender has at most one
-  message whose fate is not in the database: a SIGKILL can re-send at most `concurrency`
-  messages, and those come back flagged possible_duplicate when their lease is reclaimed.
+- the recorder writes outcomes in group commits. A sender hands its next message over (the
+  final dot of DATA) only once the outcome of its previous one is committed; the envelope and
+  the body go out while that commit is under way. So at any moment each sender has at most one
+  message that may be delivered without its fate in the database: a SIGKILL can re-send at
+  most `concurrency` messages, and those come back flagged possible_duplicate when their lease
+  is reclaimed. (A message killed before its dot is dropped by the server: never delivered.)
 
 Fault rules: 2xx sent; 4xx or no reply → retry with exponential backoff until max_attempts,
 then failed; 5xx from RCPT or DATA → failed, and 5.1.x (no such mailbox) also marks the contact
@@ -473,17 +475,22 @@ class Worker:
             await self._job_ready.wait()
 
     async def _sender(self) -> None:
+        # The group commit that records this sender's previous outcome. The next message is
+        # handed over (its final dot) only once that is done, so a SIGKILL finds at most one
+        # message per sender delivered but not on record; its envelope and body go out while
+        # the commit is under way.
+        recorded: asyncio.Future[None] | None = None
         while True:
             message = await self._next()
             if message is None:
-                return
+                break
             if message.run_id in self._blocked:
                 self._settle_later(self._blocked_outcome(message))
                 continue
             self._in_flight += 1
             try:
                 try:
-                    outcome = await self._deliver(message)
+                    outcome = await self._deliver(message, recorded)
                 except Exception as exc:
                     # A bug must not silently cost a sender (or leave the row leased): the
                     # message is retried later like any temporary failure, and logged.
@@ -491,16 +498,22 @@ class Worker:
                     outcome = self._count_error(
                         Outcome(message, RETRY, f"vnitřní chyba: {exc}"[:1000], utcnow())
                     )
-                await self._settle(outcome)
+                recorded = self._record(outcome)
             finally:
                 self._in_flight -= 1
+            if outcome.no_reply and self.options.connect_error_pause:
+                await asyncio.sleep(self.options.connect_error_pause)
+        if recorded is not None:
+            await recorded
 
     def _blocked_outcome(self, message: ob.Claimed) -> Outcome:
         if self._blocked[message.run_id] == RunStatus.CANCELLED.value:
             return Outcome(message, SKIPPED, ob.SKIP_REASONS["cancelled"])
         return Outcome(message, REQUEUE)
 
-    async def _deliver(self, message: ob.Claimed) -> Outcome:
+    async def _deliver(
+        self, message: ob.Claimed, recorded: asyncio.Future[None] | None = None
+    ) -> Outcome:
         domain = message.email.rpartition("@")[2].lower()
         await self.pacer.acquire(domain)
         try:
@@ -546,7 +559,11 @@ class Worker:
                     Outcome(message, FAILED, f"zprávu nelze sestavit: {exc}"[:1000])
                 )
             result = await self.transport.send(
-                composed.envelope_from, [composed.to], composed.data, dot_safe=composed.dot_safe
+                composed.envelope_from,
+                [composed.to],
+                composed.data,
+                dot_safe=composed.dot_safe,
+                handover_after=None if recorded is None or recorded.done() else recorded,
             )
         finally:
             self.pacer.release(domain)
@@ -615,14 +632,13 @@ class Worker:
             self._pauses[run_id] = reason[:1000]
             self._wake_recorder.set()
 
-    async def _settle(self, outcome: Outcome) -> None:
-        """Queue the outcome for the next group commit and wait until it is committed."""
-        if outcome.no_reply and self.options.connect_error_pause:
-            await asyncio.sleep(self.options.connect_error_pause)
+    def _record(self, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue the outcome for the next group commit; the future is done once it is
+        committed (group commits go in order, so every outcome queued before it is, too)."""
         outcome.done = asyncio.get_running_loop().create_future()
         self._pending.append(outcome)
         self._wake_recorder.set()
-        await outcome.done
+        return outcome.done
 
     def _settle_later(self, outcome: Outcome) -> None:
         self._pending.append(outcome)

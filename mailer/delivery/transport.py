@@ -16,7 +16,7 @@ import os
 import re
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -85,10 +85,13 @@ class Transport(Protocol):
         data: bytes,
         *,
         dot_safe: bool = False,
+        handover_after: Awaitable[None] | None = None,
     ) -> SendResult:
         """Deliver `data` (CRLF line endings) to `recipients`; never raises for a refusal.
         `dot_safe`: the caller guarantees no line starts with "." (compose's bodies), so the
-        SMTP transport may skip dot-stuffing."""
+        SMTP transport may skip dot-stuffing.
+        `handover_after`: the message is handed over (for SMTP: the final dot that makes the
+        server take it) only once this is done. Everything before may overlap with it."""
         ...
 
     async def close(self) -> None: ...
@@ -148,6 +151,9 @@ class SMTPConfig:
     # Send through aiosmtplib's `sendmail` (its own line-ending and dot regexes) instead of the
     # pre-stuffed DATA path; kept to measure the difference in the benchmark.
     use_sendmail: bool = False
+    # Write MAIL, RCPT and DATA together when the server offers PIPELINING (RFC 2920); false
+    # for a server that offers it but gets it wrong.
+    pipelining: bool = True
     ca_file: str | None = None
 
     def describe(self) -> str:
@@ -180,8 +186,8 @@ def parse_smtp_url(url: str) -> SMTPConfig:
     """`smtp://user:pass@relay:587?starttls=true&concurrency=16` or `smtps://…:465`.
 
     Query parameters: starttls, concurrency, timeout, validate_certs, allow_insecure_auth, helo,
-    ca_file. A password is refused over a connection that is not certainly encrypted (implicit
-    TLS or starttls=true) unless allow_insecure_auth=true."""
+    ca_file, pipelining. A password is refused over a connection that is not certainly
+    encrypted (implicit TLS or starttls=true) unless allow_insecure_auth=true."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise TransportConfigError(f"SMTP_URL: neznámé schéma {parts.scheme!r} (smtp, smtps).")
@@ -197,6 +203,7 @@ def parse_smtp_url(url: str) -> SMTPConfig:
         "helo",
         "ca_file",
         "use_sendmail",
+        "pipelining",
     }
     unknown = sorted(set(query) - known)
     if unknown:
@@ -239,6 +246,7 @@ def parse_smtp_url(url: str) -> SMTPConfig:
         timeout=timeout,
         helo=query.get("helo", [None])[-1],
         use_sendmail=bool(_flag(query, "use_sendmail")),
+        pipelining=_flag(query, "pipelining") is not False,
         ca_file=query.get("ca_file", [None])[-1],
     )
 
@@ -254,11 +262,136 @@ def _envelope_bytes(sender: str, recipients: Sequence[str]) -> tuple[bytes, list
     return b"FROM:<%s>" % sender.encode(), [b"TO:<%s>" % r.encode() for r in recipients]
 
 
+class _Replies(asyncio.Protocol):
+    """Reads the replies of one aiosmtplib connection during a transaction, several at a time
+    when commands were written together (RFC 2920 PIPELINING).
+
+    Why it exists: aiosmtplib's protocol reads one reply per command written and drops bytes
+    that arrive while no read is pending, so replies to pipelined commands would be lost. This
+    sits in front of it (`transport.set_protocol`): while a transaction waits for replies it
+    parses them itself; otherwise (EHLO, RSET, QUIT, aiosmtplib's own `sendmail`) it passes
+    everything through, so aiosmtplib still owns the connection, TLS and AUTH."""
+
+    def __init__(self, inner: aiosmtplib.protocol.SMTPProtocol) -> None:
+        self.inner = inner
+        self._buffer = bytearray()
+        self._want = 0
+        self._got: list[aiosmtplib.SMTPResponse] = []
+        self._waiter: asyncio.Future[list[aiosmtplib.SMTPResponse]] | None = None
+
+    @classmethod
+    def install(cls, client: aiosmtplib.SMTP) -> _Replies | None:
+        protocol, transport = client.protocol, client.transport
+        if protocol is None or transport is None:
+            return None
+        replies = cls(protocol)
+        transport.set_protocol(replies)
+        return replies
+
+    def expect(self, count: int) -> asyncio.Future[list[aiosmtplib.SMTPResponse]]:
+        """A future for the next `count` replies; ask before writing the commands."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._want, self._got, self._waiter = count, [], waiter
+        return waiter
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self._waiter
+        if waiter is None:
+            self.inner.data_received(data)
+            return
+        buffer = self._buffer
+        buffer += data
+        try:
+            while len(self._got) < self._want:
+                reply = _take_reply(buffer)
+                if reply is None:
+                    return
+                self._got.append(reply)
+        except aiosmtplib.SMTPResponseException as exc:
+            self._fail(exc)
+            return
+        self._waiter = None
+        waiter.set_result(self._got)
+        if buffer:
+            # Nothing more was asked for: pass it on (aiosmtplib discards unsolicited bytes).
+            rest = bytes(buffer)
+            buffer.clear()
+            self.inner.data_received(rest)
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        self._buffer.clear()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+            waiter.exception()  # retrieved here: nobody may await it after a disconnect
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(aiosmtplib.SMTPServerDisconnected("Connection lost"))
+        self.inner.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        self._fail(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+# A reply (with its continuation lines) longer than this is refused, as aiosmtplib does.
+_MAX_REPLY = 8192 * 4
+
+
+def _take_reply(buffer: bytearray) -> aiosmtplib.SMTPResponse | None:
+    """The first complete reply in `buffer`, removed from it; None when it is not all there."""
+    offset = 0
+    lines: list[bytes] = []
+    while True:
+        end = buffer.find(b"\n", offset)
+        if end == -1:
+            if len(buffer) > _MAX_REPLY:
+                raise aiosmtplib.SMTPResponseException(-1, "Response too long")
+            return None
+        line = bytes(buffer[offset : end + 1])
+        offset = end + 1
+        code = line[:3]
+        if not code.isdigit():
+            text = line.decode("utf-8", "replace").strip()
+            raise aiosmtplib.SMTPResponseException(-1, f"Malformed SMTP response line: {text}")
+        lines.append(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            del buffer[:offset]
+            text = b"\n".join(lines).decode("utf-8", "surrogateescape")
+            return aiosmtplib.SMTPResponse(int(code), text)
+        if offset > _MAX_REPLY:
+            raise aiosmtplib.SMTPResponseException(-1, "Response too long")
+
+
+@dataclass(slots=True)
+class _Connection:
+    """A connection of the pool with what its server offered."""
+
+    client: aiosmtplib.SMTP
+    replies: _Replies | None
+    pipelining: bool
+    size: bool
+
+
+# Replies that let a transaction go on, by the command they answer.
+_MAIL_OK = (250,)
+_RCPT_OK = (250, 251)
+_DATA_OK = (354,)
+
+
 class SMTPTransport:
     """A pool of persistent aiosmtplib connections, at most `concurrency` open at once.
 
     Each connection serves one transaction at a time and is reused for the next; a connection
-    that failed is dropped and the next send opens a fresh one."""
+    that failed is dropped and the next send opens a fresh one. When the server offers
+    PIPELINING, MAIL, RCPT and DATA go out in one write and their replies are read together:
+    two round trips a message instead of four."""
 
     CHECK_EVERY = 64
 
@@ -268,7 +401,7 @@ class SMTPTransport:
         self._normalise = False
         self._trust_dot_safe = True
         self.concurrency = config.concurrency
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(config.concurrency)
         self._tls_context: ssl.SSLContext | None = None
         if config.ca_file:
@@ -277,7 +410,7 @@ class SMTPTransport:
     def describe(self) -> str:
         return self.config.describe()
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Connection:
         c = self.config
         client = aiosmtplib.SMTP(
             hostname=c.host,
@@ -293,7 +426,15 @@ class SMTPTransport:
             local_hostname=c.helo or "localhost",
         )
         await client.connect()
-        return client
+        if client.is_ehlo_or_helo_needed:
+            # connect() greets only when it has to (STARTTLS, AUTH); the offer is read here.
+            await client.ehlo()
+        return _Connection(
+            client=client,
+            replies=None if c.use_sendmail else _Replies.install(client),
+            pipelining=client.supports_extension("pipelining") and c.pipelining,
+            size=client.supports_extension("size"),
+        )
 
     async def send(
         self,
@@ -302,137 +443,154 @@ class SMTPTransport:
         data: bytes,
         *,
         dot_safe: bool = False,
+        handover_after: Awaitable[None] | None = None,
     ) -> SendResult:
         async with self._slots:
             try:
-                client = self._idle.pop() if self._idle else await self._connect()
+                connection = self._idle.pop() if self._idle else await self._connect()
             except aiosmtplib.SMTPResponseException as exc:
                 # A refusal at greeting, STARTTLS or AUTH: the server talks, it just says no.
                 return SendResult(exc.code, exc.message, "connect")
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 return SendResult(NO_REPLY, str(exc) or type(exc).__name__, "connect")
-            result = await self._transaction(client, envelope_from, recipients, data, dot_safe)
+            client = connection.client
+            try:
+                result = await self._transaction(
+                    connection, envelope_from, recipients, data, dot_safe, handover_after
+                )
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._reset(client)
+                result = SendResult(exc.code, exc.message, "mail")
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                client.close()
+                result = SendResult(NO_REPLY, str(exc) or type(exc).__name__, "data")
             if client.is_connected and result.code != NO_REPLY and result.code != 421:
-                self._idle.append(client)
+                self._idle.append(connection)
             else:
                 client.close()
             return result
 
     async def _transaction(
         self,
-        client: aiosmtplib.SMTP,
+        connection: _Connection,
         sender: str,
         recipients: Sequence[str],
         data: bytes,
-        dot_safe: bool = False,
+        dot_safe: bool,
+        handover_after: Awaitable[None] | None,
     ) -> SendResult:
-        stage = "mail"
-        try:
-            if self.config.use_sendmail:
-                errors, message = await client.sendmail(sender, list(recipients), data)
-                if errors:
-                    first = next(iter(errors.values()))
-                    return SendResult(first.code, first.message, "rcpt")
-                return SendResult(250, message)
-            envelope = _envelope_bytes(sender, recipients)
-            if envelope is None:
-                # Non-ASCII or quoted addresses: aiosmtplib's careful path (SMTPUTF8 if needed).
-                utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+        client = connection.client
+        envelope = _envelope_bytes(sender, recipients)
+        if envelope is None or connection.replies is None:
+            # Non-ASCII or quoted addresses, or use_sendmail: aiosmtplib's own careful path
+            # (SMTPUTF8 when needed); nothing of the transaction overlaps the hand-over wait.
+            if handover_after is not None:
+                await handover_after
+            utf8 = not (sender.isascii() and all(r.isascii() for r in recipients))
+            try:
                 errors, message = await client.sendmail(
                     sender, list(recipients), data, mail_options=["SMTPUTF8"] if utf8 else None
                 )
-                if errors:
-                    first_error = next(iter(errors.values()))
-                    return SendResult(first_error.code, first_error.message, "rcpt")
-                return SendResult(250, message)
-            # Line endings are proven on a sample: compose builds every message of a run from
-            # the same parts and strips CR/LF from recipient values, so a template that breaks
-            # CRLF shows on the first message, and from then on every message is normalised.
-            self._sent += 1
-            if self._sent % self.CHECK_EVERY == 1:
-                if not self._normalise:
-                    self._normalise = data.count(b"\n") != data.count(b"\r")
-                if dot_safe and self._trust_dot_safe and _has_leading_dot(data):
-                    # A broken promise would end DATA early and smuggle the rest as commands:
-                    # from now on this transport stuffs every message, whatever it is told.
-                    log.error("Zpráva označená jako dot-safe má řádek začínající tečkou.")
-                    self._trust_dot_safe = False
-            if dot_safe and self._trust_dot_safe and not self._normalise:
-                # Compose already wrote every line-leading dot as =2E: no 50 KB scan, no copy
-                # beyond the terminator.
-                payload = data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
-            else:
-                payload = dot_stuff(data, check_line_endings=self._normalise)
-            mail_from, rcpt_tos = envelope
-            protocol = client.protocol
-            if protocol is None:
-                return SendResult(NO_REPLY, "spojení ztraceno", "connect")
-            size = b" SIZE=%d" % len(payload) if client.supports_extension("size") else b""
-            # Commands written straight to the protocol, one reply read after each: aiosmtplib's
-            # mail()/rcpt() re-parse each address with the stdlib's email parser, and even
-            # execute_command() adds a lock and a control-character regex per command (this
-            # connection carries one transaction at a time, and the addresses were checked
-            # for anything that could break the command line just above).
-            write, read = protocol.write, protocol.read_response
-            # One watchdog for the whole transaction instead of a timer per reply (wait_for
-            # costs a timer, a future and two callbacks for each of the four replies): when it
-            # fires, it closes the connection and the pending read fails at once.
-            timed_out = False
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                refused = exc.recipients[0]
+                return SendResult(refused.code, refused.message, "rcpt")
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._reset(client)
+                return SendResult(exc.code, exc.message, "mail")
+            if errors:
+                first_error = next(iter(errors.values()))
+                return SendResult(first_error.code, first_error.message, "rcpt")
+            return SendResult(250, message)
+        # Line endings are proven on a sample: compose builds every message of a run from
+        # the same parts and strips CR/LF from recipient values, so a template that breaks
+        # CRLF shows on the first message, and from then on every message is normalised.
+        self._sent += 1
+        if self._sent % self.CHECK_EVERY == 1:
+            if not self._normalise:
+                self._normalise = data.count(b"\n") != data.count(b"\r")
+            if dot_safe and self._trust_dot_safe and _has_leading_dot(data):
+                # A broken promise would end DATA early and smuggle the rest as commands:
+                # from now on this transport stuffs every message, whatever it is told.
+                log.error("Zpráva označená jako dot-safe má řádek začínající tečkou.")
+                self._trust_dot_safe = False
+        if dot_safe and self._trust_dot_safe and not self._normalise:
+            # Compose already wrote every line-leading dot as =2E: no 50 KB scan, no copy.
+            body = data if data.endswith(b"\r\n") else data + b"\r\n"
+        else:
+            body = dot_stuff(data, check_line_endings=self._normalise)[:-3]
+        protocol, replies = client.protocol, connection.replies
+        if protocol is None or replies is None:
+            return SendResult(NO_REPLY, "spojení ztraceno", "connect")
+        mail_from, rcpt_tos = envelope
+        size = b" SIZE=%d" % (len(body) + 3) if connection.size else b""
+        # Commands written straight to the protocol: aiosmtplib's mail()/rcpt() re-parse each
+        # address with the stdlib's email parser, and even execute_command() adds a lock and a
+        # control-character regex per command (this connection carries one transaction at a
+        # time, and the addresses were checked for anything that could break the command line
+        # just above).
+        commands = [b"MAIL " + mail_from + size + b"\r\n"]
+        commands += [b"RCPT " + rcpt + b"\r\n" for rcpt in rcpt_tos]
+        commands.append(b"DATA\r\n")
+        stages = ["mail", *("rcpt" for _ in rcpt_tos), "data"]
+        accepted = [_MAIL_OK, *(_RCPT_OK for _ in rcpt_tos), _DATA_OK]
+        write = protocol.write
+        # One watchdog for the whole transaction instead of a timer per reply (wait_for
+        # costs a timer, a future and two callbacks for each reply): when it fires, it closes
+        # the connection and the pending read fails at once.
+        timed_out = False
 
-            def expire() -> None:
-                nonlocal timed_out
-                timed_out = True
-                client.close()
-
-            watchdog = asyncio.get_running_loop().call_later(self.config.timeout, expire)
-            try:
-                write(b"MAIL " + mail_from + size + b"\r\n")
-                reply = await read()
-                if reply.code != 250:
-                    return await self._refused(client, reply, "mail")
-                stage = "rcpt"
-                for rcpt in rcpt_tos:
-                    write(b"RCPT " + rcpt + b"\r\n")
-                    reply = await read()
-                    if reply.code not in (250, 251):
-                        return await self._refused(client, reply, "rcpt")
-                stage = "data"
-                write(b"DATA\r\n")
-                reply = await read()
-                if reply.code != 354:
-                    return await self._refused(client, reply, "data")
-                # The payload is already dot-stuffed and terminated: one write, one reply.
-                # Public `SMTP.data()` would run both regexes over it again.
-                write(payload)
-                reply = await read()
-            except (aiosmtplib.SMTPException, OSError):
-                if timed_out:
-                    return SendResult(
-                        NO_REPLY, f"server neodpověděl do {self.config.timeout:g} s", stage
-                    )
-                raise
-            finally:
-                watchdog.cancel()
-            if reply.code == 421:
-                client.close()
-            return SendResult(reply.code, reply.message, "data")
-            # The payload is already dot-stuffed and terminated: one write, one reply. Public
-            # `SMTP.data()` would run both regexes over it again.
-            protocol = client.protocol
-            if protocol is None:
-                return SendResult(NO_REPLY, "spojení ztraceno", stage)
-            protocol.write(payload)
-            reply = await protocol.read_response(timeout=self.config.timeout)
-            return SendResult(reply.code, reply.message, "data")
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            return SendResult(refused.code, refused.message, "rcpt")
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._reset(client)
-            return SendResult(exc.code, exc.message, stage)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
             client.close()
-            return SendResult(NO_REPLY, str(exc) or type(exc).__name__, stage)
+
+        stage = "mail"
+        watchdog = asyncio.get_running_loop().call_later(self.config.timeout, expire)
+        try:
+            answers: list[aiosmtplib.SMTPResponse] = []
+            if connection.pipelining:
+                expected = replies.expect(len(commands))
+                write(b"".join(commands))
+                answers = await expected
+            else:
+                for command, ok in zip(commands, accepted, strict=True):
+                    expected = replies.expect(1)
+                    write(command)
+                    answers += await expected
+                    if answers[-1].code not in ok:
+                        break
+            for stage, ok, answer in zip(stages, accepted, answers, strict=False):
+                if answer.code not in ok:
+                    if answers[-1].code == 354:
+                        # Refused envelope, yet the server waits for the message (pipelined):
+                        # RSET would be taken as message text, and the dot would deliver it.
+                        client.close()
+                        return SendResult(answer.code, answer.message, stage)
+                    return await self._refused(client, answer, stage)
+            stage = "data"
+            # The message, but not yet the dot that hands it over: whatever the caller waits
+            # for (the previous message's outcome on record) overlaps with this transaction.
+            write(body)
+            if handover_after is not None:
+                await handover_after
+                if timed_out or not client.is_connected:
+                    # Closed while waiting: the server drops an unfinished message.
+                    return SendResult(NO_REPLY, "spojení ztraceno před předáním zprávy", stage)
+            expected = replies.expect(1)
+            write(b".\r\n")
+            [reply] = await expected
+        except (aiosmtplib.SMTPException, OSError):
+            if timed_out:
+                return SendResult(
+                    NO_REPLY, f"server neodpověděl do {self.config.timeout:g} s", stage
+                )
+            client.close()
+            return SendResult(NO_REPLY, "spojení ztraceno", stage)
+        finally:
+            watchdog.cancel()
+        if reply.code == 421:
+            client.close()
+        return SendResult(reply.code, reply.message, "data")
 
     @classmethod
     async def _refused(
@@ -455,11 +613,11 @@ class SMTPTransport:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for client in idle:
+        for connection in idle:
             try:
-                await client.quit()
+                await connection.client.quit()
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+                connection.client.close()
 
 
 # --- capture and null -------------------------------------------------------------------------
@@ -488,7 +646,10 @@ class CaptureTransport:
         data: bytes,
         *,
         dot_safe: bool = False,
+        handover_after: Awaitable[None] | None = None,
     ) -> SendResult:
+        if handover_after is not None:
+            await handover_after
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{self._prefix}-{next(self._counter):07d}-{_safe(recipients[0])}.eml"
         trace = (
@@ -527,7 +688,10 @@ class NullTransport:
         data: bytes,
         *,
         dot_safe: bool = False,
+        handover_after: Awaitable[None] | None = None,
     ) -> SendResult:
+        if handover_after is not None:
+            await handover_after
         self.messages += 1
         self.bytes += len(data)
         return SendResult(250, "zahozeno")

@@ -8,6 +8,7 @@ frozen content at the token's index, so the service cannot be used as an open re
 from __future__ import annotations
 
 import base64
+import re
 from collections import OrderedDict
 from urllib.parse import urlsplit
 
@@ -116,22 +117,41 @@ def _run_of(request: Request, outbox_id: int) -> int | None:
         return cache.run_of(session, outbox_id)
 
 
+# The index of a link in a message: a few digits (no sign, no spaces, no leading zeros).
+_LINK_INDEX = re.compile(r"0|[1-9][0-9]{0,3}")
+
+
+@router.api_route("/c/{token}/{index}", methods=["GET", "HEAD"], include_in_schema=False)
+async def message_click(token: str, index: str, request: Request) -> Response:
+    """A tracked link of one recipient's message: the token signs who, the index says which of
+    the run's links. Redirect there; record the click first."""
+    ids = pages.verify(request, Purpose.MESSAGE_CLICK, token)
+    if not ids or len(ids) != 1 or not _LINK_INDEX.fullmatch(index):
+        raise pages.not_found()
+    return await _click(request, ids[0], int(index))
+
+
+async def _click(request: Request, outbox_id: int, link_index: int) -> Response:
+    run_id = await run_in_threadpool(_run_of, request, outbox_id)
+    url = await run_in_threadpool(_target, request, run_id, link_index)
+    hit = _hit(request, EventKind.CLICK, outbox_id=outbox_id, link_index=link_index)
+    await _writer(request).record(hit)
+    return RedirectResponse(url, status_code=302, headers=pages.NO_STORE)
+
+
 @router.api_route("/c/{token}", methods=["GET", "HEAD"], include_in_schema=False)
 async def click(token: str, request: Request) -> Response:
-    """Redirect to the link signed into the token; record the click first."""
+    """Redirect to the link signed into the token (a per-link token of an older message, or a
+    run's anonymous link); record the click first."""
     if (ids := pages.verify(request, Purpose.CLICK, token)) and len(ids) == 2:
-        outbox_id, link_index = ids
-        run_id = await run_in_threadpool(_run_of, request, outbox_id)
-        url = await run_in_threadpool(_target, request, run_id, link_index)
-        hit = _hit(request, EventKind.CLICK, outbox_id=outbox_id, link_index=link_index)
-    elif (ids := pages.verify(request, Purpose.CLICK_ANONYMOUS, token)) and len(ids) == 2:
+        return await _click(request, *ids)
+    if (ids := pages.verify(request, Purpose.CLICK_ANONYMOUS, token)) and len(ids) == 2:
         run_id, link_index = ids
         url = await run_in_threadpool(_target, request, run_id, link_index)
         hit = _hit(request, EventKind.CLICK, run_id=run_id, link_index=link_index)
-    else:
-        raise pages.not_found()
-    await _writer(request).record(hit)
-    return RedirectResponse(url, status_code=302, headers=pages.NO_STORE)
+        await _writer(request).record(hit)
+        return RedirectResponse(url, status_code=302, headers=pages.NO_STORE)
+    raise pages.not_found()
 
 
 def _web_html(request: Request, purpose: Purpose, ident: int) -> str | None:
