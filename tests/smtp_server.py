@@ -64,6 +64,9 @@ class Handler:
     data_delay: float = 0.0
     active: dict[str, int] = field(default_factory=dict)
     peak: dict[str, int] = field(default_factory=dict)
+    # Offer PIPELINING (RFC 2920) as Postfix does: the client may write MAIL, RCPT and DATA
+    # together (aiosmtpd answers pipelined commands in order; it just does not say so).
+    pipelining: bool = True
 
     def _fault(self, stage: str, addresses: list[str]) -> str | None:
         with self.lock:
@@ -100,6 +103,8 @@ class Handler:
         reply = self._fault("connect", ["*"])
         if reply is not None:
             return [self._answer(server, reply)]
+        if self.pipelining:
+            return [responses[0], "250-PIPELINING", *responses[1:]]
         return responses
 
     async def handle_MAIL(
@@ -161,8 +166,9 @@ class SMTPServer:
         starttls: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,
         headers_only: bool = False,
+        pipelining: bool = True,
     ) -> None:
-        self.handler = Handler(headers_only=headers_only)
+        self.handler = Handler(headers_only=headers_only, pipelining=pipelining)
         self.port = free_port()
         self.users = users
         self.logins: list[str] = []

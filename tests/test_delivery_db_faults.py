@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy import Engine, event
 
 from mailer.db import make_engine
 from mailer.delivery.runs import launch
-from mailer.delivery.send import drain, work_forever
+from mailer.delivery.send import Worker, drain, work_forever
 from mailer.delivery.transport import transport_from_url
 from mailer.models import Run
 
@@ -135,3 +136,52 @@ async def test_it_retries_a_claim_while_sqlite_is_locked_longer_than_the_busy_ti
     received = [i for i in outbox_ids([m.data for m in smtp_server.messages]) if i in reminder_ids]
     assert sorted(received) == sorted(reminder_ids)
     assert all(r.status == "sent" and r.attempts == 1 for r in rows(engine, reminder).values())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_it_waits_its_turn_when_another_writer_holds_sqlite_during_a_run(
+    engine: Engine, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker does its short database work on its own thread only when SQLite is free
+    that instant; while another connection writes (the web app recording clicks, say), the
+    same work waits its turn on the database thread. Nothing is lost or sent twice."""
+    add_contacts(engine, 120)
+    run_id = launch(engine, blueprint()).run_id
+    waited: list[int] = []
+    inline_call = Worker._inline_call
+
+    def watched(self: Worker, fn: Callable[[Any], Any]) -> Any:
+        result = inline_call(self, fn)
+        if result is None and self._inline is not None:
+            waited.append(1)  # busy that instant: handed to the database thread
+        return result
+
+    monkeypatch.setattr(Worker, "_inline_call", watched)
+    stop_writer = threading.Event()
+    writes = 0
+
+    def other_writer() -> None:
+        nonlocal writes
+        conn = sqlite3.connect(engine.url.database or "", isolation_level=None, timeout=30)
+        try:
+            while not stop_writer.is_set():
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("UPDATE run SET status_reason = status_reason WHERE id = ?", (run_id,))
+                time.sleep(0.02)
+                conn.execute("COMMIT")
+                writes += 1
+                time.sleep(0.005)
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        transport = transport_from_url(smtp_server.url(concurrency="4"))
+        stats = await drain(engine, transport, options(batch_size=10))
+    finally:
+        stop_writer.set()
+        writer.join()
+    assert writes > 5 and waited
+    assert stats.sent == 120 and stats.finished_runs == [run_id]
+    _assert_each_sent_once(engine, smtp_server, run_id)

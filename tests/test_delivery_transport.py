@@ -3,10 +3,14 @@ refusals come back as results, passwords never go out in cleartext, capture writ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email
 from email import policy
 from pathlib import Path
+from typing import Any
 
+import aiosmtplib
 import pytest
 from smtp_server import SMTPServer, server_tls_context, smtp_server, tls_files
 
@@ -14,6 +18,7 @@ from mailer.delivery.transport import (
     CaptureTransport,
     SMTPTransport,
     TransportConfigError,
+    _take_reply,
     dot_stuff,
     parse_smtp_url,
     transport_from_url,
@@ -98,7 +103,18 @@ async def test_it_sends_the_same_bytes_through_aiosmtplib_sendmail(smtp_server: 
     assert smtp_server.messages[0].data == MESSAGE
 
 
-async def test_it_returns_refusals_and_drops_as_results(smtp_server: SMTPServer) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "command-by-command"])
+async def test_it_returns_refusals_and_drops_as_results(pipelining: bool) -> None:
+    # The same faults whether the envelope goes out in one write (a server that offers
+    # PIPELINING) or command by command (one that does not).
+    smtp_server = SMTPServer(pipelining=pipelining).start()
+    try:
+        await _refusals_and_drops(smtp_server)
+    finally:
+        smtp_server.stop()
+
+
+async def _refusals_and_drops(smtp_server: SMTPServer) -> None:
     smtp_server.fail("rcpt", "gone@knihovna.cz", "550 5.1.1 Mailbox unknown")
     smtp_server.fail("rcpt", "busy@knihovna.cz", "451 4.3.0 Try later")
     smtp_server.fail("data", "drop@knihovna.cz", "DISCONNECT")
@@ -224,3 +240,126 @@ async def test_it_captures_messages_as_eml_files(tmp_path: Path) -> None:
 def test_it_builds_an_smtp_pool_from_a_url() -> None:
     transport = transport_from_url("smtp://127.0.0.1:2525?concurrency=3", concurrency=7)
     assert isinstance(transport, SMTPTransport) and transport.concurrency == 7
+
+
+async def _serve(handle: Any) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 test ESMTP\r\n")
+    assert (await reader.readline()).startswith(b"EHLO")
+    writer.write(b"250-test\r\n250-PIPELINING\r\n250 SIZE 10000000\r\n")
+
+
+async def test_it_writes_the_envelope_in_one_go_and_reads_replies_however_they_arrive() -> None:
+    """A server that answers nothing until it has MAIL, RCPT and DATA: a client that waited
+    for each reply would hang. Its replies then come byte by byte, one of them multi-line."""
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        while True:
+            commands = [await reader.readline() for _ in range(3)]
+            if not commands[0] or commands[0].startswith(b"QUIT"):
+                break
+            assert [c.split()[0] for c in commands] == [b"MAIL", b"RCPT", b"DATA"]
+            for byte in b"250-sender\r\n250 ok\r\n250 2.1.5 ok\r\n354 go on\r\n":
+                writer.write(bytes([byte]))
+                await writer.drain()
+            received.append(await reader.readuntil(b"\r\n.\r\n"))
+            writer.write(b"250 2.0.0 queued as P1\r\n")
+        writer.close()
+
+    server, port = await _serve(handle)
+    transport = SMTPTransport(parse_smtp_url(f"smtp://127.0.0.1:{port}?timeout=5"))
+    try:
+        for _ in range(2):
+            result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)
+            assert (result.code, result.message) == (250, "2.0.0 queued as P1")
+    finally:
+        await transport.close()
+        server.close()
+    assert received == [dot_stuff(MESSAGE)] * 2
+
+
+async def test_it_closes_a_connection_whose_server_takes_data_after_refusing_the_recipient() -> (
+    None
+):
+    """Pipelined, a refused RCPT is normally followed by a refused DATA; a server that says
+    354 anyway waits for a message, and neither RSET nor a dot may follow: the connection
+    goes, nothing is delivered."""
+    after_354: list[bytes] = []
+    finished = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _greet(reader, writer)
+        [await reader.readline() for _ in range(3)]
+        writer.write(b"250 ok\r\n550 5.1.1 no such user\r\n354 go on\r\n")
+        with contextlib.suppress(ConnectionError):
+            after_354.append(await reader.read())  # everything until the client hangs up
+        writer.close()
+        finished.set()
+
+    server, port = await _serve(handle)
+    transport = SMTPTransport(parse_smtp_url(f"smtp://127.0.0.1:{port}?timeout=5"))
+    try:
+        result = await transport.send("a@sdruk.cz", ["gone@knihovna.cz"], MESSAGE)
+        await transport.close()
+        await asyncio.wait_for(finished.wait(), 5)
+    finally:
+        server.close()
+    assert (result.code, result.enhanced, result.stage) == (550, "5.1.1", "rcpt")
+    assert after_354 == [b""]  # no RSET, no message text, no dot: just the hang-up
+
+
+async def test_it_hands_the_message_over_only_when_told(smtp_server: SMTPServer) -> None:
+    transport = SMTPTransport(parse_smtp_url(smtp_server.url()))
+    handover: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    try:
+        sending = asyncio.ensure_future(
+            transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE, handover_after=handover)
+        )
+        await asyncio.sleep(0.3)
+        # Envelope and body are out; without the final dot the server has taken nothing.
+        assert not sending.done() and smtp_server.messages == []
+        handover.set_result(None)
+        assert (await sending).ok
+    finally:
+        await transport.close()
+    assert [m.data for m in smtp_server.messages] == [MESSAGE]
+
+
+async def test_it_delivers_nothing_when_the_connection_dies_during_the_wait(
+    smtp_server: SMTPServer,
+) -> None:
+    transport = SMTPTransport(parse_smtp_url(smtp_server.url(timeout="0.2")))
+    handover: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    try:
+        sending = asyncio.ensure_future(
+            transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE, handover_after=handover)
+        )
+        await asyncio.sleep(0.5)  # the transaction's watchdog closed the connection
+        handover.set_result(None)
+        result = await sending
+        assert (result.code, result.stage) == (0, "data")
+        # The next message gets a fresh connection and goes out.
+        assert (await transport.send("a@sdruk.cz", ["c@knihovna.cz"], MESSAGE)).ok
+    finally:
+        await transport.close()
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["c@knihovna.cz"]]
+
+
+def test_it_parses_replies_and_refuses_malformed_or_endless_ones() -> None:
+    buffer = bytearray(b"250-one\r\n250 two\r\n354 go")
+    reply = _take_reply(buffer)
+    assert reply is not None and (reply.code, reply.message) == (250, "one\ntwo")
+    assert _take_reply(buffer) is None and buffer == bytearray(b"354 go")
+    buffer += b"\r\n"
+    reply = _take_reply(buffer)
+    assert reply is not None and reply.code == 354 and buffer == bytearray()
+    with pytest.raises(aiosmtplib.SMTPResponseException):
+        _take_reply(bytearray(b"hello\r\n"))
+    with pytest.raises(aiosmtplib.SMTPResponseException):
+        _take_reply(bytearray(b"250-" + b"x" * 40_000))

@@ -153,9 +153,13 @@ def _claim_state(
             return []
     stmt = (
         sa.update(outbox)
-        # The repeated `due` makes the UPDATE conditional: on SQLite it is what guarantees a row
-        # is only ever taken from a waiting state.
-        .where(outbox.c.id.in_(target), due)
+        # The repeated condition makes the UPDATE conditional: on SQLite it is what guarantees
+        # a row is only ever taken from a waiting state.
+        .where(
+            outbox.c.id.in_(target),
+            _status_of_named_rows(conn, [state]),
+            outbox.c.next_attempt_at <= now,
+        )
         .values(status=MessageStatus.SENDING.value, worker=worker, lease_until=lease)
         .returning(
             outbox.c.id,
@@ -501,12 +505,23 @@ def release_unheld(conn: Connection, worker: str, held: set[int], now: datetime)
     return len(ids)
 
 
+def _status_of_named_rows(conn: Connection, states: Sequence[str]) -> Any:
+    """`status IN states` for a statement that names its rows by id. On SQLite the status is
+    wrapped so the planner cannot use ix_outbox_claim for it: it would walk every row in those
+    states (all the queued rows of a run) and test each against the ids, instead of looking
+    the ids up (measured: 5 ms a claim with 20,000 queued, growing with the run)."""
+    status: Any = outbox.c.status
+    if conn.dialect.name == "sqlite":
+        status = status + ""
+    return status.in_(states)
+
+
 def mark_skipped(conn: Connection, ids: Sequence[int], reason: str) -> int:
     if not ids:
         return 0
     result = conn.execute(
         sa.update(outbox)
-        .where(outbox.c.id.in_(ids), outbox.c.status.in_(PENDING))
+        .where(outbox.c.id.in_(ids), _status_of_named_rows(conn, PENDING))
         .values(status=MessageStatus.SKIPPED.value, error=reason, worker=None, lease_until=None)
     )
     return int(result.rowcount or 0)
