@@ -469,18 +469,30 @@ _B64URL = bytes.maketrans(b"+/", b"-_")
 class TokenMaker:
     """`Signer.sign` for the per-recipient hot path: the same token format (mailer.tokens:
     purpose byte, varint ids, truncated HMAC-SHA256, unpadded base64url) with the HMAC key
-    schedule and the per-link suffixes prepared once. Tests check it against Signer.verify."""
+    schedule prepared once. Tests check it against Signer.verify."""
 
-    __slots__ = ("_mac",)
+    __slots__ = ("_last", "_mac", "_purposes")
 
     def __init__(self, key: bytes) -> None:
         mac = hmac.new(key, digestmod=hashlib.sha256)
         # The OpenSSL object behind hmac.HMAC copies without the Python wrapper (~25% of a
         # token); the wrapper has the same copy/update/digest where it is absent.
         self._mac: Any = getattr(mac, "_hmac", None) or mac
+        self._purposes = {purpose: bytes((purpose,)) for purpose in Purpose}
+        # A message signs the same id seven times: its varint is kept between calls.
+        self._last: tuple[int, bytes] = (-1, b"")
+
+    def _data(self, purpose: Purpose, ids: tuple[int, ...]) -> bytes:
+        if len(ids) != 1:
+            return self._purposes[purpose] + b"".join(_varint(i) for i in ids)
+        last_id, encoded = self._last
+        if ids[0] != last_id:
+            encoded = _varint(ids[0])
+            self._last = (ids[0], encoded)
+        return self._purposes[purpose] + encoded
 
     def sign(self, purpose: Purpose, *ids: int) -> str:
-        data = bytes((purpose,)) + b"".join(_varint(i) for i in ids)
+        data = self._data(purpose, ids)
         mac = self._mac.copy()
         mac.update(data)
         raw = data + mac.digest()[:MAC_BYTES]
@@ -488,7 +500,7 @@ class TokenMaker:
 
     def sign_address(self, purpose: Purpose, *ids: int) -> str:
         """Signer.sign_address: the same bytes, lowercase hex for an address's local part."""
-        data = bytes((purpose,)) + b"".join(_varint(i) for i in ids)
+        data = self._data(purpose, ids)
         mac = self._mac.copy()
         mac.update(data)
         return address_encode(data + mac.digest()[:MAC_BYTES])
@@ -553,6 +565,21 @@ def _template_constants(template: jinja2.Template) -> list[str]:
     for func in (template.root_render_func, *template.blocks.values()):
         walk(func.__code__)
     return found
+
+
+class _Fields(dict[str, Any]):
+    """A recipient's group of values (contact, library, links): a dict that templates read
+    as attributes directly. Jinja reads `contact.first_name` by trying the attribute first;
+    on a plain dict that fails with an AttributeError before the key is tried, a cost paid
+    for every per-recipient value of every message."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _render_shared(template: jinja2.Template, values: dict[str, Any]) -> str:
@@ -728,16 +755,10 @@ class Composer:
         ctx = self._base.copy()
         if r is None:
             ctx["salutation"] = czech.FALLBACK_SALUTATION
-            ctx["contact"] = {
-                "first_name": "",
-                "last_name": "",
-                "email": "",
-                "role": "",
-                "legal_basis": "",
-            }
-            ctx["library"] = {"name": "", "town": "", "region": "", "type": "", "member": False}
+            ctx["contact"] = _Fields(first_name="", last_name="", email="", role="", legal_basis="")
+            ctx["library"] = _Fields(name="", town="", region="", type="", member=False)
             web = self.settings.sender_web
-            ctx["links"] = {"unsubscribe": web, "preferences": web, "web_version": self._anon_web}
+            ctx["links"] = _Fields(unsubscribe=web, preferences=web, web_version=self._anon_web)
             ctx.update(_link_values(self._anon_links or self.links))
             ctx["_o"] = None
             token = ""
@@ -747,20 +768,20 @@ class Composer:
             clean = czech.clean
             token = sign(Purpose.UNSUBSCRIBE, oid)
             ctx["salutation"] = r.salutation()
-            ctx["contact"] = {
-                "first_name": clean(r.first_name),
-                "last_name": clean(r.last_name),
-                "email": r.email,
-                "role": clean(r.role),
-                "legal_basis": r.legal_basis or "",
-            }
-            ctx["library"] = {
-                "name": clean(r.library_name),
-                "town": clean(r.town),
-                "region": clean(r.region),
-                "type": _type_label(r.library_type),
-                "member": r.is_member,
-            }
+            ctx["contact"] = _Fields(
+                first_name=clean(r.first_name),
+                last_name=clean(r.last_name),
+                email=r.email,
+                role=clean(r.role),
+                legal_basis=r.legal_basis or "",
+            )
+            ctx["library"] = _Fields(
+                name=clean(r.library_name),
+                town=clean(r.town),
+                region=clean(r.region),
+                type=_type_label(r.library_type),
+                member=r.is_member,
+            )
             if self.tracking is Tracking.INDIVIDUAL:
                 # One signed token for all of the message's links, the index beside it.
                 prefix = f"{base}/c/{sign(Purpose.MESSAGE_CLICK, oid)}/"
@@ -778,11 +799,11 @@ class Composer:
                 ctx.update(self._anon_values)
                 ctx["_o"] = None if for_web else self._anon_open
                 web = self._anon_web
-            ctx["links"] = {
-                "unsubscribe": self._link(f"{base}/u/{token}"),
-                "preferences": self._link(f"{base}/p/{sign(Purpose.PREFERENCES, oid)}"),
-                "web_version": web,
-            }
+            ctx["links"] = _Fields(
+                unsubscribe=self._link(f"{base}/u/{token}"),
+                preferences=self._link(f"{base}/p/{sign(Purpose.PREFERENCES, oid)}"),
+                web_version=web,
+            )
         if self._subject is not None:
             ctx["subject"] = self._subject
         else:

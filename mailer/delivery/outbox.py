@@ -6,8 +6,9 @@ States of a message: queued → sending → sent | retry (with its time) | faile
 and the row is claimed again, flagged `possible_duplicate` (its SMTP transaction may have
 completed before the death) and counted.
 
-Every function here takes a Connection in an open transaction: the worker runs them on one
-database thread and decides where transactions end (one per claim, one per group commit).
+Every function here takes a Connection in an open transaction: the worker decides where
+transactions end (one per claim, one per group commit) and where they run (see
+mailer.delivery.send).
 
 SQLite has one writer at a time, so a plain conditional UPDATE … RETURNING claims atomically
 (and a second worker would only wait its turn). PostgreSQL claims with
@@ -343,19 +344,23 @@ def _load_people(
     people: dict[int, tuple[Any, Any]] = {}
     suppressed_ids: set[int] = set()
     leaving_ids: set[int] = set()
+    # Many recipients share a library: one object each.
+    libraries_seen: dict[int, _Library] = {}
     # Core rows, not ORM objects: hydrating a Contact and a Library per recipient would cost
     # more than composing the message. Rows answer attribute access like the models.
     for row in conn.execute(stmt):
         library = None
-        if row.lib_id is not None:
-            library = _Library(
-                row.lib_id,
-                row.lib_name,
-                row.lib_library_type,
-                row.lib_region,
-                row.lib_town,
-                bool(row.lib_is_member),
-            )
+        if (library_id := row.lib_id) is not None:
+            library = libraries_seen.get(library_id)
+            if library is None:
+                library = libraries_seen[library_id] = _Library(
+                    library_id,
+                    row.lib_name,
+                    row.lib_library_type,
+                    row.lib_region,
+                    row.lib_town,
+                    bool(row.lib_is_member),
+                )
         people[row.id] = (row, library)
         if row.suppressed:
             suppressed_ids.add(row.id)

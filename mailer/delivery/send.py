@@ -12,6 +12,11 @@ One worker = one asyncio loop + one database thread:
   most `concurrency` messages, and those come back flagged possible_duplicate when their lease
   is reclaimed. (A message killed before its dot is dropped by the server: never delivered.)
 
+Where database work runs: on PostgreSQL always on the database thread. On SQLite, claims and
+group commits run on the loop's own thread whenever the database is free that instant (a
+connection without busy timeout), else on the database thread, which waits its turn; the
+work is short, and the hop through the thread cost more than the work.
+
 Fault rules: 2xx sent; 4xx or no reply → retry with exponential backoff until max_attempts,
 then failed; 5xx from RCPT or DATA → failed, and 5.1.x (no such mailbox) also marks the contact
 bounced and suppressed; 5.7.x, or any 5xx at connect/MAIL (our account or our sender is
