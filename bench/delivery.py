@@ -1,6 +1,6 @@
 """Delivery benchmark: a whole run, end to end, against Postfix's `smtp-sink` on loopback.
 
-Measured route: N recipients of the ~30 KB newsletter (bench/compose.py's blueprint) are launched
+Measured route: N recipients of the ~50 KB newsletter (bench/compose.py's blueprint) are launched
 into the outbox (SQLite, the embedded default), then one worker claims, composes, sends over a
 pool of persistent aiosmtplib connections and records every state, until the run is sent.
 Reference, in the same run: Postfix's `smtp-source` sends the same number of messages of the
@@ -9,7 +9,8 @@ Also measured: the same pipeline through aiosmtplib's own `sendmail` (which re-f
 and dot-stuffs with regular expressions), and the peak memory (RSS) of a 1,000,000-recipient run
 in a subprocess: launch + claim + compose + record into a null transport (no SMTP, so that the
 bench stays within minutes; the SMTP pool holds only `concurrency` connections whatever N is).
-Goals (issue 4): ≥ 50 % of smtp-source's rate; < 250 MB for a million recipients.
+Ours and smtp-source take turns (`--repeat`, 2 by default) and each keeps its best run.
+Goals: ≥ 50 % of smtp-source's rate; < 250 MB for a million recipients.
 """
 
 from __future__ import annotations
@@ -374,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sendmail-share", type=float, default=0.25, help="of N, via sendmail")
     parser.add_argument("--workers", type=int, default=2, help="PostgreSQL scale-out row")
     parser.add_argument(
+        "--repeat", type=int, default=2, help="turns of ours and smtp-source; best of each"
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
@@ -395,8 +399,19 @@ def main(argv: list[str] | None = None) -> None:
             slug = _prepare(root, n)
             size = _message_size(root, slug)
             _, launched, launch_s = _launch(slug)
-            stats, wall, cpu = _send(f"smtp://127.0.0.1:{port}", c, args.batch)
-            assert stats.sent == launched == n, (stats, launched)
+            # Ours and smtp-source take turns, `repeat` times each, and each keeps its best
+            # run: on a shared machine a burst of someone else's load then hits both sides
+            # alike instead of deciding the ratio.
+            runs: list[tuple[float, float, float]] = []  # (wall, cpu, smtp-source seconds)
+            for attempt in range(args.repeat):
+                if attempt:
+                    _relaunch(slug, n)
+                stats, wall, cpu = _send(f"smtp://127.0.0.1:{port}", c, args.batch)
+                assert stats.sent == n, (stats, launched)
+                runs.append((wall, cpu, _smtp_source(port, n, size, c)))
+            assert launched == n
+            wall, cpu = min((w, cpu) for w, cpu, _ in runs)
+            source_s = min(s for _, _, s in runs)
             ours = n / wall
 
             # The same pipeline through aiosmtplib's sendmail(), on a share of N.
@@ -409,7 +424,6 @@ def main(argv: list[str] | None = None) -> None:
             if args.workers > 1:
                 scaled = scale_out(root, slug, port, n, c, args.workers, args.postgres)
 
-        source_s = _smtp_source(port, n, size, c)
         reference = n / source_s
 
     finally:
@@ -458,6 +472,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.workers} pracovníci: {scaled[0] / reference:.0%} smtp-source (rychlost mezi "
             "první a poslední odeslanou zprávou; čas včetně startu procesů)"
         )
+    print(
+        "jednotlivé běhy (naše / smtp-source): "
+        + ", ".join(
+            f"{n / w:_.0f} / {n / src:_.0f} zpráv/s".replace("_", " ") for w, _, src in runs
+        )
+    )
     print(
         f"poměr k smtp-source: {ratio:.0%} "
         f"(cíl ≥ 50 %: {'splněno' if ratio >= 0.5 else 'NESPLNĚNO'}); "
