@@ -363,3 +363,35 @@ def test_it_parses_replies_and_refuses_malformed_or_endless_ones() -> None:
         _take_reply(bytearray(b"hello\r\n"))
     with pytest.raises(aiosmtplib.SMTPResponseException):
         _take_reply(bytearray(b"250-" + b"x" * 40_000))
+
+
+async def test_it_greets_a_server_that_knows_only_helo_and_sends_command_by_command() -> None:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 old SMTP\r\n")
+        while line := await reader.readline():
+            seen.append(line.split()[0] if line.strip() else line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"502 5.5.1 what is EHLO\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go on\r\n")
+                await reader.readuntil(b"\r\n.\r\n")
+                writer.write(b"250 taken\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+        writer.close()
+
+    server, port = await _serve(handle)
+    transport = SMTPTransport(parse_smtp_url(f"smtp://127.0.0.1:{port}?starttls=false&timeout=5"))
+    try:
+        result = await transport.send("a@sdruk.cz", ["b@knihovna.cz"], MESSAGE)
+    finally:
+        await transport.close()
+        server.close()
+    assert (result.code, result.message) == (250, "taken")
+    assert seen[:5] == [b"EHLO", b"HELO", b"MAIL", b"RCPT", b"DATA"]

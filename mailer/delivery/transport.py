@@ -428,7 +428,10 @@ class SMTPTransport:
         await client.connect()
         if client.is_ehlo_or_helo_needed:
             # connect() greets only when it has to (STARTTLS, AUTH); the offer is read here.
-            await client.ehlo()
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()  # a server from before ESMTP: no PIPELINING, no SIZE
         return _Connection(
             client=client,
             replies=None if c.use_sendmail else _Replies.install(client),
