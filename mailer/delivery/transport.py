@@ -575,20 +575,24 @@ class SMTPTransport:
             # for (the previous message's outcome on record) overlaps with this transaction.
             write(body)
             if handover_after is not None:
+                # The wait is ours (a commit), not the server's: no watchdog meanwhile, or a
+                # slow database would be blamed on the relay. The relay keeps its own timeout.
+                watchdog.cancel()
                 await handover_after
                 if timed_out or not client.is_connected:
                     # Closed while waiting: the server drops an unfinished message.
                     return SendResult(NO_REPLY, "spojení ztraceno před předáním zprávy", stage)
+                watchdog = asyncio.get_running_loop().call_later(self.config.timeout, expire)
             expected = replies.expect(1)
             write(b".\r\n")
             [reply] = await expected
-        except (aiosmtplib.SMTPException, OSError):
+        except (aiosmtplib.SMTPException, OSError) as exc:
             if timed_out:
                 return SendResult(
                     NO_REPLY, f"server neodpověděl do {self.config.timeout:g} s", stage
                 )
             client.close()
-            return SendResult(NO_REPLY, "spojení ztraceno", stage)
+            return SendResult(NO_REPLY, str(exc) or "spojení ztraceno", stage)
         finally:
             watchdog.cancel()
         if reply.code == 421:
