@@ -461,10 +461,8 @@ class SMTPTransport:
                 result = await self._transaction(
                     connection, envelope_from, recipients, data, dot_safe, handover_after
                 )
-            except aiosmtplib.SMTPResponseException as exc:
-                await self._reset(client)
-                result = SendResult(exc.code, exc.message, "mail")
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                # Refusals come back as results; what gets here is a lost connection.
                 client.close()
                 result = SendResult(NO_REPLY, str(exc) or type(exc).__name__, "data")
             if client.is_connected and result.code != NO_REPLY and result.code != 421:

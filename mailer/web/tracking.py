@@ -135,6 +135,10 @@ async def _click(request: Request, outbox_id: int, link_index: int) -> Response:
     run_id = await run_in_threadpool(_run_of, request, outbox_id)
     url = await run_in_threadpool(_target, request, run_id, link_index)
     hit = _hit(request, EventKind.CLICK, outbox_id=outbox_id, link_index=link_index)
+    return await _record_and_redirect(request, hit, url)
+
+
+async def _record_and_redirect(request: Request, hit: Hit, url: str) -> Response:
     await _writer(request).record(hit)
     return RedirectResponse(url, status_code=302, headers=pages.NO_STORE)
 
@@ -149,8 +153,7 @@ async def click(token: str, request: Request) -> Response:
         run_id, link_index = ids
         url = await run_in_threadpool(_target, request, run_id, link_index)
         hit = _hit(request, EventKind.CLICK, run_id=run_id, link_index=link_index)
-        await _writer(request).record(hit)
-        return RedirectResponse(url, status_code=302, headers=pages.NO_STORE)
+        return await _record_and_redirect(request, hit, url)
     raise pages.not_found()
 
 
