@@ -1,7 +1,8 @@
 #!/bin/sh
 # Debian packages the tests and benchmarks drive: chromium (browser tests through Playwright),
 # postfix (only for its smtp-sink/smtp-source tools; its daemon is never started),
-# spamassassin (offline scoring) and wrk (the tracking benchmark's load generator). Installs what is missing when run as root; otherwise says
+# spamassassin (offline scoring), wrk (the tracking benchmark's load generator) and
+# opendkim-tools (a second, independent DKIM verifier for the signing tests). Installs what is missing when run as root; otherwise says
 # what to install, and the tests that need a missing tool skip with that reason.
 set -eu
 missing=""
@@ -9,6 +10,7 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || missing="$missing postfix"
 command -v spamassassin >/dev/null 2>&1 || missing="$missing spamassassin"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"
+command -v opendkim-testmsg >/dev/null 2>&1 || missing="$missing opendkim-tools"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "Missing system packages:$missing (install them with apt-get as root)." >&2
