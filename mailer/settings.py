@@ -20,6 +20,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=PROJECT_ROOT / "var", alias="SDRUK_DATA_DIR")
     database_url: str = Field(default="", alias="DATABASE_URL")
+    # Where mail goes: capture://FOLDER (default, nothing leaves the machine), null://, or
+    # smtp://user:pass@relay:587?starttls=true / smtps://user:pass@relay:465 with options
+    # (mailer.delivery.transport.parse_smtp_url): concurrency, timeout, helo, pipelining=false,
+    # ca_file=/path/ca.pem (trust this CA: a relay with a private or self-signed certificate),
+    # validate_certs=false (no certificate check; only on a network you trust),
+    # allow_insecure_auth=true (a password without certain encryption; loopback only).
     smtp_url: str = Field(default="", alias="SMTP_URL")
     base_url: str = Field(default="http://127.0.0.1:8000", alias="BASE_URL")
     secret_key: str = Field(default="", alias="SECRET_KEY")

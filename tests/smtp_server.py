@@ -172,6 +172,8 @@ class SMTPServer:
         self.port = free_port()
         self.users = users
         self.logins: list[str] = []
+        # Every AUTH attempt, failed or not: (mechanism, login, accepted).
+        self.auth_attempts: list[tuple[str, str, bool]] = []
         kwargs: dict[str, Any] = {
             "hostname": "127.0.0.1",
             "port": self.port,
@@ -191,6 +193,7 @@ class SMTPServer:
     ) -> AuthResult:
         login = auth_data.login.decode()
         ok = self.users is not None and self.users.get(login) == auth_data.password.decode()
+        self.auth_attempts.append((mechanism, login, ok))
         if ok:
             self.logins.append(login)
         return AuthResult(success=ok, handled=False)

@@ -220,7 +220,7 @@ async def test_it_reports_a_wrong_password_as_a_policy_refusal(
         await transport.close()
     finally:
         server.stop()
-    assert result.code == 535 and result.stage == "connect"
+    assert result.code == 535 and result.stage == "auth"
     assert server.messages == []
 
 

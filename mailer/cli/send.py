@@ -72,7 +72,17 @@ def send(
     ] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Souhrn na konci jako JSON.")] = False,
 ) -> None:
-    """Odesílá zprávy z fronty (SMTP_URL; výchozí capture:// nic neposílá ven)."""
+    """Odesílá zprávy z fronty (SMTP_URL; výchozí capture:// nic neposílá ven).
+
+    SMTP_URL: smtp://jmeno:heslo@server:587?starttls=true nebo smtps://jmeno:heslo@server:465;
+    volby: concurrency (souběžná spojení), timeout, ca_file=/cesta/ca.pem (důvěřovat této
+    certifikační autoritě, např. u serveru s vlastním certifikátem), validate_certs=false
+    (certifikát nekontrolovat – jen v důvěryhodné síti), allow_insecure_auth=true (heslo bez
+    šifrování – jen na vlastním stroji), pipelining=false.
+
+    Nedůvěryhodný certifikát serveru nebo odmítnuté heslo rozesílku pozastaví s důvodem;
+    heslo se po odmítnutí dalšími spojeními nezkouší.
+    """
     require_schema()
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")

@@ -205,6 +205,9 @@ def judge(result: SendResult) -> str:
     """What a transport result means: sent, retry, failed, bounced, or policy (pause the run)."""
     if result.ok:
         return SENT
+    if result.stage in ("tls", "auth"):
+        # Our settings or our account, never a passing fault: the whole pool got the same no.
+        return "policy"
     code = result.code
     if code == NO_REPLY or 400 <= code < 500:
         return RETRY
@@ -217,6 +220,32 @@ def judge(result: SendResult) -> str:
     if enhanced.startswith("5.1."):
         return BOUNCED
     return FAILED
+
+
+_STAGES = {
+    "connect": "při připojení",
+    "mail": "u adresy odesílatele",
+    "rcpt": "u adresy příjemce",
+    "data": "u obsahu zprávy",
+}
+
+
+def pause_reason(result: SendResult) -> str:
+    """Why a run pauses on a refusal that is ours to fix, in Czech, with what to do."""
+    if result.stage == "tls":
+        return (
+            f"Zabezpečené spojení (TLS) s odesílacím serverem nelze navázat: {result.message}. "
+            "Ověřte adresu serveru v SMTP_URL; server s vlastním certifikátem potřebuje "
+            "ca_file=cesta/k/ca.pem (validate_certs=false jen v důvěryhodné síti)."
+        )[:1000]
+    if result.stage == "auth":
+        return (
+            f"Odesílací server odmítl přihlášení ({result.code} {result.message}). Zkontrolujte "
+            "jméno a heslo v SMTP_URL. Další pokusy o přihlášení se zastavily, aby server účet "
+            "nezablokoval; po opravě rozesílku obnovte."
+        )[:1000]
+    where = _STAGES.get(result.stage, result.stage)
+    return f"Odesílací server odmítl odeslání ({where}): {result.describe()}"[:1000]
 
 
 class Worker:
@@ -610,7 +639,7 @@ class Worker:
             return Outcome(message, SENT, result.describe())
         text = result.describe()
         if verdict == "policy":
-            self._pause(message.run_id, f"Server odmítl odeslání ({result.stage}): {text}")
+            self._pause(message.run_id, pause_reason(result))
             return Outcome(message, REQUEUE, text)
         if verdict == RETRY:
             attempt = message.attempts + 1

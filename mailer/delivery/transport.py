@@ -64,6 +64,8 @@ class SendResult:
         return match.group(1) if match else ""
 
     def describe(self) -> str:
+        if self.stage == "tls":
+            return f"zabezpečené spojení (TLS) selhalo: {self.message}"[:1000]
         if self.code == NO_REPLY:
             return f"spojení selhalo ({self.stage}): {self.message}"[:1000]
         return f"{self.code} {self.message}".strip()[:1000]
@@ -103,6 +105,27 @@ class Transport(Protocol):
 
 class TransportConfigError(ValueError):
     """SMTP_URL cannot be used as written; the message says why, in Czech."""
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """A Czech description when `exc` (or what caused it) is a failed TLS handshake or a
+    certificate the client does not trust; None for any other error.
+
+    Why it matters: a certificate problem is a setting to fix, not a passing fault, so the run
+    pauses instead of retrying every message until it fails."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            detail = seen.verify_message or seen.reason or str(seen)
+            return f"certifikát serveru není důvěryhodný ({detail})"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS se serverem nelze navázat ({seen.reason or seen})"
+        if isinstance(seen, aiosmtplib.SMTPException) and "STARTTLS" in str(seen):
+            return "server nenabízí STARTTLS, které SMTP_URL vyžaduje (starttls=true)"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def dot_stuff(data: bytes, *, check_line_endings: bool = True) -> bytes:
@@ -185,9 +208,18 @@ def _flag(query: dict[str, list[str]], name: str) -> bool | None:
 def parse_smtp_url(url: str) -> SMTPConfig:
     """`smtp://user:pass@relay:587?starttls=true&concurrency=16` or `smtps://…:465`.
 
-    Query parameters: starttls, concurrency, timeout, validate_certs, allow_insecure_auth, helo,
-    ca_file, pipelining. A password is refused over a connection that is not certainly
-    encrypted (implicit TLS or starttls=true) unless allow_insecure_auth=true."""
+    Query parameters:
+    - starttls=true|false: require STARTTLS, or never use it (default: when offered);
+    - concurrency (16), timeout (60 s), helo (the name we greet with);
+    - ca_file=/path/ca.pem: trust this certificate authority (a relay with a private or
+      self-signed certificate) instead of the system's;
+    - validate_certs=false: do not check the relay's certificate at all (only on a network you
+      trust: anyone in between could read the mail and the password);
+    - allow_insecure_auth=true: allow a password without certain encryption (loopback only);
+    - pipelining=false: for a relay that offers PIPELINING but gets it wrong.
+    A password is refused over a connection that is not certainly encrypted (implicit TLS or
+    starttls=true) unless allow_insecure_auth=true. A certificate the client does not trust,
+    or a refused password, pauses the run with the reason (see mailer.delivery.send)."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise TransportConfigError(f"SMTP_URL: neznámé schéma {parts.scheme!r} (smtp, smtps).")
@@ -385,15 +417,35 @@ _RCPT_OK = (250, 251)
 _DATA_OK = (354,)
 
 
+class _Refused(Exception):
+    """The pool's shared refusal (a password or a certificate), raised from `_connect`."""
+
+    def __init__(self, result: SendResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+# Replies to AUTH after which another mechanism is worth a try: the server did not know the
+# mechanism or the command. Anything else (535 bad credentials above all) is the answer.
+_AUTH_TRY_NEXT = (500, 501, 502, 504)
+
+
 class SMTPTransport:
     """A pool of persistent aiosmtplib connections, at most `concurrency` open at once.
 
     Each connection serves one transaction at a time and is reused for the next; a connection
     that failed is dropped and the next send opens a fresh one. When the server offers
     PIPELINING, MAIL, RCPT and DATA go out in one write and their replies are read together:
-    two round trips a message instead of four."""
+    two round trips a message instead of four.
+
+    Logging in is shared by the pool: until one login has succeeded, connections log in one
+    at a time, and a refused login (or a certificate the client does not trust) is the answer
+    to every send for `REFUSAL_HOLD` seconds, without touching the server. Why: 16 connections
+    each trying PLAIN and then LOGIN with a wrong password make 32 failed logins in a second,
+    and a real relay locks the account for that."""
 
     CHECK_EVERY = 64
+    REFUSAL_HOLD = 300.0
 
     def __init__(self, config: SMTPConfig) -> None:
         self.config = config
@@ -406,17 +458,21 @@ class SMTPTransport:
         self._tls_context: ssl.SSLContext | None = None
         if config.ca_file:
             self._tls_context = ssl.create_default_context(cafile=config.ca_file)
+        self._login_lock = asyncio.Lock()
+        self._logged_in = False
+        self._refusal: SendResult | None = None
+        self._refused_at = 0.0
 
     def describe(self) -> str:
         return self.config.describe()
 
     async def _connect(self) -> _Connection:
         c = self.config
+        self._raise_refusal()
+        # No username here: aiosmtplib would log in on connect, trying every mechanism in turn.
         client = aiosmtplib.SMTP(
             hostname=c.host,
             port=c.port,
-            username=c.username,
-            password=c.password,
             use_tls=c.implicit_tls,
             start_tls=c.starttls,
             validate_certs=c.validate_certs,
@@ -425,7 +481,17 @@ class SMTPTransport:
             # Without it aiosmtplib asks the resolver for this host's FQDN on every connect.
             local_hostname=c.helo or "localhost",
         )
-        await client.connect()
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            problem = tls_failure(exc)
+            if problem is None:
+                raise
+            client.close()
+            self._refuse(SendResult(NO_REPLY, problem, "tls"))
+            self._raise_refusal()
+        if c.username:
+            await self._log_in(client, c.username, c.password or "")
         if client.is_ehlo_or_helo_needed:
             # connect() greets only when it has to (STARTTLS, AUTH); the offer is read here.
             try:
@@ -439,6 +505,69 @@ class SMTPTransport:
             size=client.supports_extension("size"),
         )
 
+    def _refuse(self, result: SendResult) -> None:
+        self._refusal = result
+        self._refused_at = time.monotonic()
+        self._logged_in = False
+        # Connections logged in before the refusal (a password changed at the relay) go too.
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.client.close()
+
+    def _raise_refusal(self) -> None:
+        refusal = self._refusal
+        if refusal is None:
+            return
+        if time.monotonic() - self._refused_at < self.REFUSAL_HOLD:
+            raise _Refused(refusal)
+        # After the hold, one connection may try again (the login lock lets one in at a time).
+        self._refusal = None
+
+    async def _log_in(self, client: aiosmtplib.SMTP, username: str, password: str) -> None:
+        """One login with one mechanism; the first one for the pool holds the others back."""
+        lock = None if self._logged_in else self._login_lock
+        if lock is not None:
+            await lock.acquire()
+        try:
+            self._raise_refusal()
+            await self._authenticate(client, username, password)
+            self._logged_in = True
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            self._refuse(SendResult(exc.code, exc.message, "auth"))
+            self._raise_refusal()
+        except _Refused:
+            client.close()
+            raise
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @staticmethod
+    async def _authenticate(client: aiosmtplib.SMTP, username: str, password: str) -> None:
+        """aiosmtplib's login() tries every mechanism the server offers after a refusal too: a
+        wrong password then counts twice (PLAIN, LOGIN). Here the next mechanism is tried only
+        when the server did not know the previous one."""
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        methods = client.supported_auth_methods
+        if not methods:
+            raise aiosmtplib.SMTPResponseException(
+                530, "server nenabízí žádný způsob přihlášení (AUTH), který umíme"
+            )
+        last: aiosmtplib.SMTPAuthenticationError | None = None
+        for name in methods:
+            method = getattr(client, f"auth_{name.replace('-', '')}")
+            try:
+                await method(username, password)
+                return
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                if exc.code not in _AUTH_TRY_NEXT:
+                    raise
+                last = exc
+        assert last is not None
+        raise last
+
     async def send(
         self,
         envelope_from: str,
@@ -451,6 +580,8 @@ class SMTPTransport:
         async with self._slots:
             try:
                 connection = self._idle.pop() if self._idle else await self._connect()
+            except _Refused as refused:
+                return refused.result
             except aiosmtplib.SMTPResponseException as exc:
                 # A refusal at greeting, STARTTLS or AUTH: the server talks, it just says no.
                 return SendResult(exc.code, exc.message, "connect")
