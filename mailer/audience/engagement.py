@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import aliased
 
-from mailer.audience.segments import FieldSpec, SegmentContext, register_field
+from mailer.audience.fields import FieldSpec, SegmentContext
 from mailer.models import Contact, Event, EventKind, Library, MessageStatus, OutboxMessage, Run
 
 __all__ = ["ENGAGEMENT_FIELDS", "registered_contacts"]
@@ -44,19 +44,27 @@ def _yes_no(values: Sequence[Any], exists: ColumnElement[bool]) -> ColumnElement
 
 def _received(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
     """Got a sent message of the run of one of these steps of the campaign."""
-    return sa.exists().where(
-        _c(OutboxMessage.contact_id) == Contact.id,
-        _c(OutboxMessage.status) == MessageStatus.SENT.value,
-        _c(OutboxMessage.run_id).in_(_campaign_runs(context, [str(v) for v in values])),
+    return (
+        sa.exists()
+        .where(
+            _c(OutboxMessage.contact_id) == Contact.id,
+            _c(OutboxMessage.status) == MessageStatus.SENT.value,
+            _c(OutboxMessage.run_id).in_(_campaign_runs(context, [str(v) for v in values])),
+        )
+        .correlate(Contact)
     )
 
 
 def _human_event(kinds: Sequence[EventKind], context: SegmentContext) -> ColumnElement[bool]:
-    return sa.exists().where(
-        _c(Event.contact_id) == Contact.id,
-        _c(Event.kind).in_([k.value for k in kinds]),
-        _c(Event.is_machine).is_(sa.false()),
-        _c(Event.run_id).in_(_campaign_runs(context)),
+    return (
+        sa.exists()
+        .where(
+            _c(Event.contact_id) == Contact.id,
+            _c(Event.kind).in_([k.value for k in kinds]),
+            _c(Event.is_machine).is_(sa.false()),
+            _c(Event.run_id).in_(_campaign_runs(context)),
+        )
+        .correlate(Contact)
     )
 
 
@@ -115,26 +123,33 @@ def _registered(values: Sequence[Any], context: SegmentContext) -> ColumnElement
 
 def _joined(values: Sequence[Any], _context: SegmentContext) -> ColumnElement[bool]:
     """The contact's library is a member (recorded by import or in the console), or membership
-    was recorded as a JOINED event of any contact of the same library: a library that joined
-    stops receiving recruitment reminders at all its addresses."""
-    # Aliases keep these subqueries from correlating with the Library and Contact that
-    # recipients_select already has in its FROM clause.
+    was recorded as a JOINED event of the contact or of a colleague at the same library: a
+    library that joined stops receiving recruitment reminders at all its addresses."""
+    # The aliases are the other rows (the library, the contact the event names); the bare
+    # Contact is the recipient's row of recipients_select, correlated by name. One level of
+    # EXISTS only: a nested IN (SELECT ... WHERE ... = contact.library_id) would not correlate
+    # through the EXISTS and would mean "any library joined".
     library = aliased(Library)
-    colleague = aliased(Contact)
-    member = sa.exists().where(
-        _c(library.id) == Contact.library_id, _c(library.is_member).is_(sa.true())
+    joiner = aliased(Contact)
+    member = (
+        sa.exists()
+        .where(_c(library.id) == Contact.library_id, _c(library.is_member).is_(sa.true()))
+        .correlate(Contact)
     )
-    joined_event = sa.exists().where(
-        _c(Event.kind) == EventKind.JOINED.value,
-        sa.or_(
-            _c(Event.contact_id) == Contact.id,
-            _c(Event.contact_id).in_(
-                sa.select(_c(colleague.id)).where(
-                    _c(colleague.library_id) == Contact.library_id,
-                    _c(colleague.library_id).is_not(None),
-                )
+    joined_event = (
+        sa.exists()
+        .where(
+            _c(Event.kind) == EventKind.JOINED.value,
+            _c(joiner.id) == _c(Event.contact_id),
+            sa.or_(
+                _c(joiner.id) == Contact.id,
+                sa.and_(
+                    _c(joiner.library_id).is_not(None),
+                    _c(joiner.library_id) == Contact.library_id,
+                ),
             ),
-        ),
+        )
+        .correlate(Contact)
     )
     return _yes_no(values, sa.or_(member, joined_event))
 
@@ -160,6 +175,3 @@ ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
     ),
     "joined": FieldSpec("knihovna kontaktu vstoupila do SDRUK", _joined, kind="bool"),
 }
-
-for _name, _spec in ENGAGEMENT_FIELDS.items():
-    register_field(_name, _spec)

@@ -13,15 +13,14 @@ Syntax (a TOML table or a dict; keys are fields, ANDed):
     not = { town = "Brno" }                   # negation of a sub-segment
 On the command line: `--where FIELD=V1,V2` and `--where FIELD!=V` (ANDed).
 
-Fields form a registry (`register_field`), so other modules (engagement) add their own.
+The fields themselves live in `mailer.audience.fields` (about the contact and its library) and
+`mailer.audience.engagement` (relative to a campaign); `register_field` adds more.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,19 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy import ColumnElement, Select
 from sqlmodel import Session
 
-from mailer.models import (
-    LIBRARY_TYPE_LABELS,
-    REGIONS,
-    Contact,
-    ContactStatus,
-    ContactTag,
-    LegalBasis,
-    Library,
-    Suppression,
-    Tag,
-    Topic,
-    TopicOptOut,
-)
+from mailer.audience.engagement import ENGAGEMENT_FIELDS
+from mailer.audience.fields import BASE_FIELDS, FieldSpec, SegmentContext, opted_out
+from mailer.models import Contact, ContactStatus, Library, Suppression, Topic
 
 __all__ = [
     "FieldSpec",
@@ -61,36 +50,7 @@ class SegmentError(ValueError):
     """A segment that cannot be understood; the message (Czech) names the field or value."""
 
 
-@dataclass(frozen=True)
-class SegmentContext:
-    """What campaign-relative fields (received, opened, …) are relative to."""
-
-    campaign: str | None = None
-
-
-Kind = Literal["text", "choice", "bool"]
-# Builds "the contact's FIELD is one of VALUES" (values already normalised by the spec).
-Builder = Callable[[Sequence[Any], SegmentContext], ColumnElement[bool]]
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One segment field.
-
-    `build(values, context)` returns a condition meaning "the field is one of values"; the
-    compiler adds not/and/or. `choices` (for kind "choice") lists the canonical values;
-    `aliases` maps other spellings (compared without case and diacritics) to them.
-    `needs_campaign` fields fail without a SegmentContext naming a campaign."""
-
-    description: str
-    build: Builder
-    kind: Kind = "text"
-    choices: Callable[[], Sequence[str]] | None = None
-    aliases: Callable[[], Mapping[str, str]] | None = None
-    needs_campaign: bool = False
-
-
-_FIELDS: dict[str, FieldSpec] = {}
+_FIELDS: dict[str, FieldSpec] = {**BASE_FIELDS, **ENGAGEMENT_FIELDS}
 _SPECIAL = ("any", "all", "not")
 
 
@@ -103,14 +63,7 @@ def register_field(name: str, spec: FieldSpec) -> None:
 
 def field_specs() -> dict[str, FieldSpec]:
     """The registered fields, by name (a copy)."""
-    _load_plugins()
     return dict(_FIELDS)
-
-
-def _load_plugins() -> None:
-    # Engagement fields register themselves on import; imported here, lazily, because that
-    # module builds on this one, so a reminder audience parses wherever segments are used.
-    importlib.import_module("mailer.audience.engagement")
 
 
 def _col(column: Any) -> Any:
@@ -271,7 +224,6 @@ def _parse_table(data: Mapping[str, Any], path: str) -> Group:
 def parse_segment(data: Mapping[str, Any] | None) -> Segment:
     """Parse a segment dict (a blueprint's `[segment]` table). An empty one selects everyone
     who may be mailed. A dict holding only a `segment` table is unwrapped."""
-    _load_plugins()
     data = dict(data or {})
     if set(data) == {"segment"} and isinstance(data["segment"], Mapping):
         data = dict(data["segment"])
@@ -280,7 +232,6 @@ def parse_segment(data: Mapping[str, Any] | None) -> Segment:
 
 def parse_where(options: Sequence[str]) -> Segment:
     """Parse `FIELD=V1,V2` / `FIELD!=V` options (ANDed) into a segment."""
-    _load_plugins()
     clauses: list[dict[str, Any]] = []
     for option in options:
         if "=" not in option:
@@ -362,7 +313,7 @@ def recipients_select(
         _col(Suppression.address_hash).is_(None),
     ]
     if topic is not None:
-        conditions.append(~_opted_out(topic))
+        conditions.append(~opted_out(topic))
     return (
         sa.select(Contact)
         .select_from(
@@ -386,104 +337,3 @@ def count(
     stmt = recipients_select(segment, topic=topic, context=context)
     counted = stmt.with_only_columns(sa.func.count(_col(Contact.id)), maintain_column_froms=False)
     return int(session.execute(counted.order_by(None)).scalar_one())
-
-
-# --- base fields ---------------------------------------------------------------------------
-
-
-def _library_type(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    return _col(Library.library_type).in_(values)
-
-
-def _region(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    return _col(Library.region).in_(values)
-
-
-def _town(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    return _col(Library.town).in_(values)
-
-
-def _member(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    # A contact without a library is not a member.
-    is_member = sa.func.coalesce(_col(Library.is_member), sa.false())
-    return sa.or_(*[is_member.is_(sa.true()) if v else is_member.is_(sa.false()) for v in values])
-
-
-def _tag(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    return sa.exists().where(
-        _col(ContactTag.contact_id) == Contact.id,
-        _col(ContactTag.tag_id) == Tag.id,
-        _col(Tag.name).in_(values),
-    )
-
-
-def _opted_out(topic: str) -> ColumnElement[bool]:
-    return sa.exists().where(
-        _col(TopicOptOut.contact_id) == Contact.id, _col(TopicOptOut.topic) == topic
-    )
-
-
-def _topic(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    # "Receives topic X" = has not opted out of it; a list = receives at least one of them.
-    return sa.or_(*[~_opted_out(v) for v in values])
-
-
-def _legal_basis(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    return _col(Contact.legal_basis).in_(values)
-
-
-def _email_domain(values: Sequence[Any], _ctx: SegmentContext) -> ColumnElement[bool]:
-    return sa.or_(
-        *[_col(Contact.email).endswith("@" + str(v).lower(), autoescape=True) for v in values]
-    )
-
-
-def _type_aliases() -> dict[str, str]:
-    aliases = {label: t.value for t, label in LIBRARY_TYPE_LABELS.items()}
-    aliases.update({"obecní": "obecni", "místní": "obecni", "mistni": "obecni"})
-    return aliases
-
-
-def _region_aliases() -> dict[str, str]:
-    # "Jihomoravský", "Vysočina", "Praha": the region without the word "kraj".
-    aliases = {r.replace("Kraj ", "").replace(" kraj", ""): r for r in REGIONS}
-    aliases["Praha"] = "Hlavní město Praha"
-    return aliases
-
-
-register_field(
-    "library_type",
-    FieldSpec(
-        "typ knihovny",
-        _library_type,
-        kind="choice",
-        choices=lambda: [t.value for t in LIBRARY_TYPE_LABELS],
-        aliases=_type_aliases,
-    ),
-)
-register_field(
-    "region",
-    FieldSpec(
-        "kraj knihovny", _region, kind="choice", choices=lambda: REGIONS, aliases=_region_aliases
-    ),
-)
-register_field("town", FieldSpec("obec knihovny", _town))
-register_field("member", FieldSpec("knihovna je členem SDRUK", _member, kind="bool"))
-register_field("tag", FieldSpec("štítek kontaktu", _tag))
-register_field(
-    "topic",
-    FieldSpec(
-        "kontakt odebírá téma", _topic, kind="choice", choices=lambda: [t.value for t in Topic]
-    ),
-)
-register_field(
-    "legal_basis",
-    FieldSpec(
-        "právní základ",
-        _legal_basis,
-        kind="choice",
-        choices=lambda: [b.value for b in LegalBasis],
-        aliases=lambda: {"oprávněný zájem": "legitimate_interest", "souhlas": "consent"},
-    ),
-)
-register_field("email_domain", FieldSpec("doména e-mailové adresy", _email_domain))
