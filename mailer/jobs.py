@@ -23,18 +23,16 @@ from typing import Any
 from sqlalchemy import Engine
 
 from mailer.scheduling.clock import Clock, SystemClock
-from mailer.scheduling.steps import (
+from mailer.scheduling.reports import TickReport
+from mailer.scheduling.sources import (
     BlueprintSource,
     CampaignFiles,
     Delivery,
     Launcher,
-    SyncReport,
-    TickReport,
     cached,
-    pending_due_times,
-    sync_blueprints,
-    tick,
 )
+from mailer.scheduling.steps import pending_due_times, tick
+from mailer.scheduling.sync import SyncReport, sync_blueprints
 
 log = logging.getLogger(__name__)
 

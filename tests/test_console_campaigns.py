@@ -331,3 +331,42 @@ def test_it_asks_again_when_the_audience_changed_since_the_confirmation(
     with Session(engine) as session:
         [run] = session.exec(select(Run)).all()
     assert run.recipients == 4
+
+
+def test_it_shows_one_time_per_step_after_a_launch_by_hand(
+    client: TestClient, engine: Engine
+) -> None:
+    """The scheduler gave the launch up as missed (first start after its time); staff launch
+    it by hand: the step is linked to the run, and the reminder shows one time, ten days after
+    the real launch, with no "zmeškáno" anywhere on the page."""
+    from mailer.compose.campaigns import load_blueprint
+    from mailer.scheduling.steps import tick
+    from mailer.scheduling.sync import sync_blueprints
+    from mailer.web.console.render import fmt_dt
+
+    blueprint = load_blueprint(CAMPAIGN)
+    sync_blueprints(engine, slugs=[CAMPAIGN])
+    tick(engine, now=blueprint.send_at + timedelta(days=2), grace=timedelta(hours=24))
+    with Session(engine) as session:
+        missed = session.exec(select(ScheduledStep).where(ScheduledStep.step == "launch")).one()
+    assert missed.status == "missed"
+
+    csrf = sign_in(client, "editor@sdruk.example")
+    run_id = _launch(client, csrf)
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        rows = {
+            s.step: s
+            for s in session.exec(
+                select(ScheduledStep).where(ScheduledStep.campaign == CAMPAIGN)
+            ).all()
+        }
+    assert rows["launch"].run_id == run_id and rows["launch"].status == "launched"
+    due = run.created_at + timedelta(days=10)
+    assert rows["pripominka"].due_at == due and rows["pripominka"].status == "pending"
+    page = client.get(f"/console/campaigns/{CAMPAIGN}").text
+    table = page.split("Kroky kampaně", 1)[1]
+    reminder_row = table.split("„pripominka“", 1)[1].split("</tr>", 1)[0]
+    assert fmt_dt(due) in reminder_row
+    assert "zmeškáno" not in table.split("„posledni-vyzva“", 1)[0]

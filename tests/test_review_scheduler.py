@@ -19,7 +19,9 @@ from test_scheduler_fixtures import (  # noqa: F401 (fixtures)
 
 from mailer.delivery.runs import pause
 from mailer.models import Run, RunStatus
-from mailer.scheduling.steps import QUIET_PREFIX, sync_blueprints, tick
+from mailer.scheduling.steps import tick
+from mailer.scheduling.sync import sync_blueprints
+from mailer.scheduling.windows import QUIET_PREFIX
 
 PRAGUE = ZoneInfo("Europe/Prague")
 

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.delivery.runs import cancel
 from mailer.models import StepStatus
-from mailer.scheduling.steps import sync_blueprints, tick
+from mailer.scheduling.steps import tick
+from mailer.scheduling.sync import sync_blueprints
 
 NOTE = "zrušeno: hlavní rozesílka byla zrušena"
 

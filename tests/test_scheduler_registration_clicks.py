@@ -31,7 +31,8 @@ from mailer.audience.segments import SegmentContext, parse_segment, recipients_s
 from mailer.events.record import Hit, write_hits
 from mailer.models import Event, EventKind, OutboxMessage, utcnow
 from mailer.scheduling.overview import schedule_overview
-from mailer.scheduling.steps import sync_blueprints, tick
+from mailer.scheduling.steps import tick
+from mailer.scheduling.sync import sync_blueprints
 from mailer.tokens import Purpose, default_signer
 from mailer.web.app import create_app
 

@@ -20,7 +20,8 @@ from test_scheduler_fixtures import (  # noqa: F401 (fixtures)
 from mailer.models import StepStatus
 from mailer.scheduling.clock import ManualClock
 from mailer.scheduling.overview import schedule_overview
-from mailer.scheduling.steps import sync_blueprints, tick
+from mailer.scheduling.steps import tick
+from mailer.scheduling.sync import sync_blueprints
 
 
 def test_it_sends_the_reminder_to_exactly_the_right_people(

@@ -29,7 +29,9 @@ from mailer.compose.window import (
 )
 from mailer.models import Run, RunStatus, StepStatus
 from mailer.scheduling.clock import ManualClock
-from mailer.scheduling.steps import QUIET_PREFIX, sync_blueprints, tick
+from mailer.scheduling.steps import tick
+from mailer.scheduling.sync import sync_blueprints
+from mailer.scheduling.windows import QUIET_PREFIX
 
 PRAGUE = ZoneInfo("Europe/Prague")
 

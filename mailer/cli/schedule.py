@@ -20,7 +20,7 @@ from mailer.scheduling.clock import SystemClock
 from mailer.scheduling.overview import StepView, schedule_overview
 from mailer.scheduling.registrations import import_registrations
 from mailer.scheduling.service import describe_sync
-from mailer.scheduling.steps import sync_blueprints
+from mailer.scheduling.sync import sync_blueprints
 from mailer.settings import get_settings
 
 console = Console()

@@ -195,6 +195,8 @@ def launch(
                 {"run": run_id, "recipients": recipients},
                 now,
             )
+            # In the run's transaction: the step is never seen with a run it does not know.
+            link_step(conn, blueprint, step, run_id, launched_at=now, actor=actor)
     except IntegrityError:
         # Another launch of the same step won the race; its run is the run.
         with engine.connect() as conn:
@@ -339,7 +341,69 @@ def cancel(engine: Engine, run_id: int, reason: str = "", *, actor: str = "cli")
 
 
 LAUNCH_STEP = "launch"
+SCHEDULER = "scheduler"
 REMINDERS_CANCELLED = "zrušeno: hlavní rozesílka byla zrušena"
+# How a reminder's note starts when it was missed only because its launch never ran; such a
+# reminder comes back when the launch runs after all (by hand).
+LAUNCH_NOT_RUN = "úvodní rozeslání kampaně neproběhlo"
+
+
+def link_step(
+    conn: Connection,
+    blueprint: Blueprint,
+    step: str,
+    run_id: int,
+    *,
+    launched_at: datetime,
+    actor: str,
+) -> None:
+    """A run of a step IS that step's scheduled run, whoever launched it: the scheduled step
+    (pending, or given up as missed or failed) is linked to the run, so the scheduler never
+    launches it again and `sdruk schedule` shows the link. A launch also re-plans the
+    campaign's waiting reminders from the real launch time, and brings back those that were
+    missed only because the launch had not run."""
+    steps = ScheduledStep.__table__  # type: ignore[attr-defined]
+    row = conn.execute(
+        sa.select(steps.c.id, steps.c.status).where(
+            steps.c.campaign == blueprint.slug, steps.c.step == step, steps.c.run_id.is_(None)
+        )
+    ).first()
+    if row is not None:
+        values: dict[str, Any] = {"run_id": run_id, "launched_at": launched_at}
+        if actor != SCHEDULER:
+            values["note"] = f"spuštěno ručně ({actor}), rozesílka {run_id}"
+            if row.status in (
+                StepStatus.PENDING.value,
+                StepStatus.MISSED.value,
+                StepStatus.FAILED.value,
+            ):
+                values["status"] = StepStatus.LAUNCHED.value
+        conn.execute(
+            sa.update(steps).where(steps.c.id == row.id, steps.c.run_id.is_(None)).values(**values)
+        )
+    if step != LAUNCH_STEP:
+        return
+    for reminder in blueprint.steps[1:]:
+        conn.execute(
+            sa.update(steps)
+            .where(
+                steps.c.campaign == blueprint.slug,
+                steps.c.step == reminder.name,
+                steps.c.run_id.is_(None),
+                sa.or_(
+                    steps.c.status == StepStatus.PENDING.value,
+                    sa.and_(
+                        steps.c.status == StepStatus.MISSED.value,
+                        steps.c.note.startswith(LAUNCH_NOT_RUN),
+                    ),
+                ),
+            )
+            .values(
+                status=StepStatus.PENDING.value,
+                due_at=blueprint.due_at(reminder, launched_at),
+                note=None,
+            )
+        )
 
 
 def _cancel_reminders(conn: Connection, run: Any) -> list[str]:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from mailer.models import Run, ScheduledStep, StepStatus
-from mailer.scheduling.steps import BlueprintSource, CachedBlueprints, cached, campaign_window
+from mailer.scheduling.sources import BlueprintSource, CachedBlueprints, cached, campaign_window
 
 STATUS_LABELS = {
     StepStatus.PENDING: "čeká",

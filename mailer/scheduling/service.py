@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from mailer import jobs
 from mailer.scheduling.clock import Clock, SystemClock
 from mailer.scheduling.leader import LeaderLock, leader_lock
-from mailer.scheduling.steps import SyncReport
+from mailer.scheduling.sync import SyncReport
 from mailer.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -34,8 +34,10 @@ from mailer.models import (
     Run,
     RunStatus,
     ScheduledStep,
+    StepStatus,
 )
-from mailer.scheduling.steps import QUIET_PREFIX, sync_blueprints
+from mailer.scheduling.sync import sync_blueprints
+from mailer.scheduling.windows import QUIET_PREFIX
 from mailer.settings import get_settings
 from mailer.web.console.admin import neutralise_tracking
 from mailer.web.console.audit import audit
@@ -151,12 +153,30 @@ def campaign_detail(
     launch_run = runs.get("launch")
     steps = []
     for step in blueprint.steps:
+        # One time per step: the scheduler's when it has the step (it counts reminders from
+        # the real launch), else the blueprint's, counted from the launch run's creation.
+        row = scheduled.get(step.name)
         try:
-            due = blueprint.due_at(step, launch_run.started_at if launch_run else None)
+            due = (
+                row.due_at
+                if row is not None
+                else blueprint.due_at(step, launch_run.created_at if launch_run else None)
+            )
         except Exception:  # a reminder relative to an event that is not set
             due = None
+        starts = None
+        if due is not None and (row is None or row.status == StepStatus.PENDING):
+            starts = blueprint.sending_window.next_open(due)
         size, problem = audience(session, blueprint, step.name)
-        steps.append({"step": step, "due": due, "size": size, "problem": problem})
+        steps.append(
+            {
+                "step": step,
+                "due": due,
+                "starts": starts if starts != due else None,
+                "size": size,
+                "problem": problem,
+            }
+        )
     return page(
         request,
         "campaign.html",
