@@ -369,3 +369,58 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=60)
     target: str = Field(default="", max_length=300)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class Campaign(SQLModel, table=True):
+    """A campaign as one record, whether staff wrote it in the console or it ships as a folder
+    under campaigns/; its content lives in revisions, the newest is `current_revision`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=120, unique=True)
+    name: str = Field(default="", max_length=300)
+    # "folder" (shipped in campaigns/, kept in step by sync) or "console" (made by staff).
+    origin: str = Field(default="console", max_length=16)
+    current_revision: int = 0
+    # Hash of the folder's files when they were last synced: a changed folder is a new revision,
+    # an unchanged one leaves console edits alone.
+    folder_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class CampaignRevision(SQLModel, table=True):
+    """One saved state of a campaign: its files (campaign.toml, body MJML, blocks), who saved
+    it, when and why. Never changed once written."""
+
+    __tablename__ = "campaign_revision"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "number", name="uq_campaign_revision_number"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    number: int
+    author: str = Field(max_length=320)
+    created_at: datetime = _when(default_factory=utcnow)
+    summary: str = Field(default="", max_length=1000)
+    files: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    content_hash: str = Field(max_length=64)
+
+
+class MediaImage(SQLModel, table=True):
+    """An uploaded image, already checked and scaled, stored by the hash of its bytes so every
+    machine serves the same file at BASE_URL/media/<hash>.<ext>."""
+
+    __tablename__ = "media_image"
+
+    content_hash: str = Field(primary_key=True, max_length=64)
+    extension: str = Field(max_length=8)
+    mime_type: str = Field(max_length=40)
+    width: int
+    height: int
+    size: int
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    alt: str = Field(default="", max_length=300)
+    original_name: str = Field(default="", max_length=300)
+    uploaded_by: str = Field(default="", max_length=320)
+    created_at: datetime = _when(default_factory=utcnow)

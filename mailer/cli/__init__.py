@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from mailer.cli import campaign_files as campaign_files_cli  # noqa: F401  (export, import)
 from mailer.cli import campaigns as campaigns_cli
 from mailer.cli import contacts as contacts_cli
 from mailer.cli import db as db_cli

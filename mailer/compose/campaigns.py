@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from mailer.compose import store
 from mailer.compose.czech import PRAGUE
 from mailer.compose.window import DEFAULT_WINDOW, SendingWindow, window_from
 
@@ -200,6 +201,9 @@ class Blueprint(_Model):
     steps: list[Step]
     body: str = "body.mjml"
     directory: Path
+    # The stored revision this was read from (None for a folder read directly): a run records
+    # it, so "what was sent" names the exact saved campaign.
+    revision: int | None = None
 
     @field_validator("send_at", mode="before")
     @classmethod
@@ -295,16 +299,34 @@ def blueprint_data(slug: str, raw: dict[str, Any], directory: Path) -> dict[str,
     data["steps"] = [{"name": "launch"}, *(reminders if isinstance(reminders, list) else [])]
     data["slug"] = slug
     data["directory"] = directory
+    data["revision"] = None
     return data
 
 
 def load_blueprint(slug: str, directory: Path | None = None) -> Blueprint:
-    """Read and validate `campaigns/<slug>/campaign.toml` (raises BlueprintError)."""
+    """The campaign `slug`, validated (raises BlueprintError).
+
+    Without `directory` the database's newest revision is read (campaigns made in the console,
+    and the shipped folders once synced); a campaign not in the database is read from the
+    campaigns directory. With `directory`, `<directory>/<slug>/campaign.toml` is read."""
+    if directory is None:
+        found = store.locate(slug)
+        if found is not None:
+            return _load_folder(slug, *found)
+    return _load_folder(slug, directory or campaigns_dir(), None)
+
+
+def stored_base(slug: str) -> Path | None:
+    """The local folder that holds the newest stored revision of `slug` (None if not stored)."""
+    found = store.locate(slug)
+    return found[0] if found is not None else None
+
+
+def _load_folder(slug: str, base: Path, revision: int | None) -> Blueprint:
     from pydantic import ValidationError
 
     from mailer.settings import get_settings
 
-    base = directory or campaigns_dir()
     folder = base / slug
     path = folder / "campaign.toml"
     if not path.is_file():
@@ -314,6 +336,7 @@ def load_blueprint(slug: str, directory: Path | None = None) -> Blueprint:
     except tomllib.TOMLDecodeError as exc:
         raise BlueprintError(f"{path}: {exc}") from exc
     data = blueprint_data(slug, raw, folder)
+    data["revision"] = revision
     settings = get_settings()
     data.setdefault("from_name", settings.sender_name)
     data.setdefault("from_email", settings.sender_email)
@@ -325,12 +348,14 @@ def load_blueprint(slug: str, directory: Path | None = None) -> Blueprint:
 
 
 def blueprint_slugs(directory: Path | None = None) -> list[str]:
+    """Slugs of the campaigns: without `directory`, those in the database and the folders."""
     base = directory or campaigns_dir()
-    if not base.is_dir():
-        return []
-    return sorted(p.parent.name for p in base.glob("*/campaign.toml"))
+    on_disk = {p.parent.name for p in base.glob("*/campaign.toml")} if base.is_dir() else set[str]()
+    if directory is None:
+        on_disk.update(store.all_stored_slugs())
+    return sorted(on_disk)
 
 
 def load_blueprints(directory: Path | None = None) -> list[Blueprint]:
-    """Every blueprint under the campaigns directory, by slug."""
+    """Every blueprint (see `blueprint_slugs`), by slug."""
     return [load_blueprint(slug, directory) for slug in blueprint_slugs(directory)]

@@ -23,12 +23,14 @@ import jinja2
 import jinja2.meta
 
 from mailer.audience.segments import SegmentError, parse_segment
+from mailer.compose.accessibility import check_html, check_structure, expand
 from mailer.compose.campaigns import (
     Blueprint,
     BlueprintError,
     blueprint_data,
     blueprint_slugs,
     campaigns_dir,
+    stored_base,
 )
 from mailer.compose.mjml_schema import (
     ENDING_TAGS,
@@ -540,10 +542,26 @@ def check_text(label: str, source: str, blueprint: Blueprint, step: str) -> list
 
 
 def check_blueprint(slug: str, directory: Path | None = None) -> list[Problem]:
-    """Every problem of one blueprint; empty when it can be sent."""
+    """Every problem of one blueprint; empty when it can be sent. Without `directory`, the
+    campaign as stored in the database (its files named `<slug>/<file>`), else the folder."""
+    if directory is None:
+        stored = stored_base(slug)
+        if stored is not None and stored != campaigns_dir():
+            return [
+                Problem(_relative(p.file, stored), p.line, p.message)
+                for p in _check_folder(slug, stored)
+            ]
+    return _check_folder(slug, directory or campaigns_dir())
+
+
+def _relative(file: str, base: Path) -> str:
+    path = Path(file)
+    return str(path.relative_to(base)) if path.is_relative_to(base) else file
+
+
+def _check_folder(slug: str, base: Path) -> list[Problem]:
     from mailer.settings import get_settings
 
-    base = directory or campaigns_dir()
     folder = base / slug
     toml_path = folder / "campaign.toml"
     if not toml_path.is_file():
@@ -582,6 +600,9 @@ def check_blueprint(slug: str, directory: Path | None = None) -> list[Problem]:
         problems.extend(found)
     for path in sorted(seen):
         problems.extend(check_jinja(path, path.read_text(encoding="utf-8"), blueprint))
+    if mjml_ok:
+        for path in bodies:
+            problems.extend(check_accessibility(path, include_dirs))
 
     if not problems and mjml_ok:
         problems.extend(_trial_render(blueprint))
@@ -611,6 +632,7 @@ def _trial_render(blueprint: Blueprint) -> list[Problem]:
             composer = Composer(content, 1, signer=Signer([b"check"]))
             composer.message(recipient)
             composer.web_html(None)
+            compiled = composer.html(recipient)
         except Exception as exc:
             problems.append(
                 Problem(
@@ -620,7 +642,32 @@ def _trial_render(blueprint: Blueprint) -> list[Problem]:
                     "Jinja blok mezi řádky tabulky rozbije textovou verzi",
                 )
             )
+            continue
+        source = blueprint.body_path(step).read_text(encoding="utf-8")
+        for message in check_html(compiled):
+            problems.append(Problem(path, _line_mentioning(source, message), message))
     return problems
+
+
+def _line_mentioning(source: str, message: str) -> int:
+    """The line of the body that holds the text quoted in „…“ in the message (else 1)."""
+    quoted = re.search(r"„([^“]+)“", message)
+    if quoted:
+        for number, line in enumerate(source.splitlines(), start=1):
+            if quoted.group(1) in line.lower():
+                return number
+    return 1
+
+
+def check_accessibility(path: Path, include_dirs: list[Path]) -> list[Problem]:
+    """lang="cs", alt text on images and contrast, at the line of the body or partial."""
+
+    def load(include: str) -> tuple[str, str] | None:
+        found = _find_include(include, [path.parent, *include_dirs])
+        return (str(found), found.read_text(encoding="utf-8")) if found else None
+
+    lines = expand(str(path), path.read_text(encoding="utf-8"), load)
+    return [Problem(f.file, f.line, f.message) for f in check_structure(lines)]
 
 
 def check_all(directory: Path | None = None) -> dict[str, list[Problem]]:

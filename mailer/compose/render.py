@@ -329,6 +329,8 @@ def freeze(blueprint: Blueprint, step_name: str = "launch") -> dict[str, Any]:
     return {
         "version": CONTENT_VERSION,
         "campaign": blueprint.slug,
+        # The stored revision frozen here (None for a folder read directly).
+        "revision": blueprint.revision,
         "step": step.name,
         "name": blueprint.name,
         "kind": str(blueprint.kind),

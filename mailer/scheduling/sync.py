@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from mailer.compose.store import sync_folders
 from mailer.delivery.runs import SCHEDULER, link_step
 from mailer.models import Run, ScheduledStep, StepStatus
 from mailer.scheduling.sources import (
@@ -60,6 +61,9 @@ def sync_blueprints(
     steps that already ran are left alone. A blueprint that fails validation is reported and
     not scheduled (its pending steps stay as they were), the others go on. Pending steps of a
     campaign whose folder is gone, or of a step removed from its blueprint, are deleted."""
+    if source is None:
+        # The shipped folders join the database first, so the schedule reads one model.
+        sync_folders(engine)
     source = source or CampaignFiles()
     report = SyncReport()
     on_disk = source.slugs()
