@@ -19,7 +19,7 @@ from mailer.compose.campaigns import blueprint_slugs, load_blueprint
 from mailer.compose.render import Composer, Recipient
 from mailer.delivery.runs import launch
 from mailer.models import AuditEntry, Run
-from mailer.scheduling.steps import sync_blueprints
+from mailer.scheduling.sync import sync_blueprints
 
 ROOT = Path(__file__).resolve().parent.parent
 JOIN = "join-this-year-2026"

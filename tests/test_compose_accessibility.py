@@ -72,9 +72,9 @@ def test_it_reports_an_image_without_alt_and_a_vague_link(join: Path) -> None:
         '<a href="https://sdruk.cz/chceme-byt-clenem">klikněte sem</a>',
     )
     problems = check_blueprint(JOIN, join.parent.parent)
-    assert any(
-        p.line == _line_of(join, "logo.png") and "alt" in p.message for p in problems
-    ), problems
+    assert any(p.line == _line_of(join, "logo.png") and "alt" in p.message for p in problems), (
+        problems
+    )
     # The trial render runs only once the rest passes: fix the image, then the link shows.
     _replace(join, 'width="200px" />', 'width="200px" alt="Logo SDRUK" />')
     problems = check_blueprint(JOIN, join.parent.parent)
