@@ -272,6 +272,9 @@ class Run(SQLModel, table=True):
     recipients: int = 0
     scheduled_for: datetime | None = _when(default=None)
     late: bool = False
+    # Staff chose to send at once, outside the campaign's sending window: the scheduler does
+    # not pause this run when the window closes.
+    outside_window: bool = False
     created_by: str | None = Field(default=None, max_length=320)
     created_at: datetime = _when(default_factory=utcnow)
     started_at: datetime | None = _when(default=None)

@@ -1,5 +1,7 @@
-"""`sdruk campaigns launch SLUG [--step STEP] [--json]`: materialise one run of a campaign step
-(added onto the campaigns group that mailer/cli/campaigns.py defines)."""
+"""`sdruk campaigns launch SLUG [--step STEP] [--ihned] [--json]`: materialise one run of a
+campaign step (added onto the campaigns group that mailer/cli/campaigns.py defines). Outside
+the campaign's sending window the run waits for its next opening, unless staff explicitly
+confirm sending at once."""
 
 from __future__ import annotations
 
@@ -12,7 +14,12 @@ from rich.console import Console
 from mailer.audience.segments import SegmentError
 from mailer.cli.campaigns import app
 from mailer.cli.contacts import require_schema
+from mailer.compose.campaigns import BlueprintError, load_blueprint
+from mailer.compose.check import check_blueprint
+from mailer.compose.czech import format_moment
 from mailer.db import get_engine
+from mailer.delivery.runs import BlueprintRejected, launch, window_start
+from mailer.models import utcnow
 
 console = Console()
 err = Console(stderr=True)
@@ -22,13 +29,22 @@ err = Console(stderr=True)
 def launch_cmd(
     slug: Annotated[str, typer.Argument(help="Kampaň (adresář v campaigns/).")],
     step: Annotated[str, typer.Option(help="Krok kampaně (launch nebo připomínka).")] = "launch",
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--ihned",
+            "--now",
+            help="Odeslat hned, i mimo okno pro odesílání (zeptá se na potvrzení).",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--ano", "--yes", help="Potvrdit --ihned bez ptaní (pro skripty).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Výstup jako JSON.")] = False,
 ) -> None:
-    """Vybere příjemce a zařadí zprávy kroku do fronty (opakované spuštění nic nezmění)."""
-    from mailer.compose.campaigns import BlueprintError, load_blueprint
-    from mailer.compose.check import check_blueprint
-    from mailer.delivery.runs import BlueprintRejected, launch
+    """Vybere příjemce a zařadí zprávy kroku do fronty (opakované spuštění nic nezmění).
 
+    Mimo okno pro odesílání kampaně rozesílka počká na jeho nejbližší otevření."""
     require_schema()
     try:
         blueprint = load_blueprint(slug)
@@ -42,8 +58,30 @@ def launch_cmd(
         for problem in problems:
             err.print(f"[red]{problem}[/red]")
         raise typer.Exit(1)
+    moment = utcnow()
+    window = blueprint.sending_window
+    if now and not window.is_open(moment) and not yes:
+        starts = format_moment(window_start(blueprint, moment))
+        # Czech answers (a/ano), which click.confirm's y/n does not take.
+        answer = typer.prompt(
+            f"Okno pro odesílání kampaně je teď zavřené ({window.describe()}), "
+            f"otevře se {starts}. Opravdu odeslat hned? [a/N]",
+            default="n",
+            show_default=False,
+        )
+        if answer.strip().lower() not in ("a", "ano", "y", "yes"):
+            err.print("Nic nebylo spuštěno.")
+            raise typer.Exit(1)
     try:
-        result = launch(get_engine(), blueprint, step, actor="cli")
+        result = launch(
+            get_engine(),
+            blueprint,
+            step,
+            actor="cli",
+            now=moment,
+            keep_window=True,
+            outside_window=now,
+        )
     except SegmentError as exc:
         err.print(f"[red]Segment kampaně {slug} je chybný:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -51,9 +89,15 @@ def launch_cmd(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     if as_json:
+        starts_at = result.starts_at.isoformat() if result.starts_at else None
         typer.echo(
             json.dumps(
-                {"run": result.run_id, "recipients": result.recipients, "created": result.created}
+                {
+                    "run": result.run_id,
+                    "recipients": result.recipients,
+                    "created": result.created,
+                    "starts_at": starts_at,
+                }
             )
         )
         return
@@ -62,6 +106,14 @@ def launch_cmd(
             f"Spuštěno: rozesílka [bold]{result.run_id}[/bold] kampaně {slug} / {step}, "
             f"příjemců: [bold]{result.recipients}[/bold]. Odeslat: sdruk send"
         )
+        if result.starts_at and result.starts_at > moment:
+            console.print(
+                f"Okno pro odesílání je teď zavřené ({window.describe()}): rozesílka začne "
+                f"[bold]{format_moment(result.starts_at)}[/bold]. "
+                "Hned ji lze odeslat jen nově spuštěnou s volbou --ihned."
+            )
+        elif now and not window.is_open(moment):
+            console.print("Odesílá se hned, mimo okno pro odesílání (zvoleno --ihned).")
     else:
         console.print(
             f"Krok {step} kampaně {slug} už byl spuštěn (rozesílka {result.run_id}, "

@@ -71,6 +71,9 @@ class LaunchResult:
     run_id: int
     recipients: int
     created: bool
+    # When the run may start sending: the launch moment, or the next opening of the sending
+    # window for a launch by hand outside it.
+    starts_at: datetime | None = None
 
 
 def _recipient_rows(blueprint: Blueprint, step: str) -> sa.Select[Any]:
@@ -123,11 +126,18 @@ def _batches(rows: Iterator[Any], run_id: int, due: datetime) -> Iterator[list[d
 
 def _existing(conn: Connection, campaign: str, step: str) -> LaunchResult | None:
     row = conn.execute(
-        sa.select(ob.runs.c.id, ob.runs.c.recipients).where(
+        sa.select(ob.runs.c.id, ob.runs.c.recipients, ob.runs.c.scheduled_for).where(
             ob.runs.c.campaign == campaign, ob.runs.c.step == step
         )
     ).first()
-    return LaunchResult(row.id, row.recipients, False) if row else None
+    return LaunchResult(row.id, row.recipients, False, row.scheduled_for) if row else None
+
+
+def window_start(blueprint: Blueprint, now: datetime) -> datetime:
+    """When a launch made now may start sending: now inside the campaign's sending window,
+    else the window's next opening."""
+    start: datetime = blueprint.sending_window.next_open(now)
+    return start
 
 
 def launch(
@@ -137,12 +147,19 @@ def launch(
     *,
     actor: str = "cli",
     now: datetime | None = None,
+    keep_window: bool = False,
+    outside_window: bool = False,
 ) -> LaunchResult:
     """Materialise one run of a campaign step. Launching the same step again returns the
-    existing run with created=False and changes nothing."""
+    existing run with created=False and changes nothing.
+
+    `keep_window` (launches by hand): outside the campaign's sending window the run waits
+    for its next opening (workers claim nothing before `scheduled_for`). `outside_window`:
+    staff explicitly chose to send at once, and the window never pauses the run."""
     from mailer.compose.render import freeze
 
     now = now or utcnow()
+    starts_at = window_start(blueprint, now) if keep_window and not outside_window else now
     blueprint.step(step)  # unknown step: KeyError with a Czech message, before any work
     with engine.connect() as conn:
         found = _existing(conn, blueprint.slug, step)
@@ -160,8 +177,9 @@ def launch(
                     status=RunStatus.SCHEDULED.value,
                     content=content,
                     recipients=0,
-                    scheduled_for=now,
+                    scheduled_for=starts_at,
                     late=False,
+                    outside_window=outside_window,
                     created_by=actor,
                     created_at=now,
                 )
@@ -175,7 +193,7 @@ def launch(
                 execution_options={"stream_results": True, "yield_per": INSERT_BATCH},
             )
             insert = _insert_outbox(conn)
-            for batch in _batches(iter(stream), run_id, now):
+            for batch in _batches(iter(stream), run_id, starts_at):
                 conn.execute(insert, batch)
             recipients = conn.execute(
                 sa.select(sa.func.count())
@@ -192,7 +210,12 @@ def launch(
                 actor,
                 "launch",
                 f"{blueprint.slug}/{step}",
-                {"run": run_id, "recipients": recipients},
+                {
+                    "run": run_id,
+                    "recipients": recipients,
+                    "starts_at": starts_at.isoformat(),
+                    "outside_window": outside_window,
+                },
                 now,
             )
             # In the run's transaction: the step is never seen with a run it does not know.
@@ -204,7 +227,7 @@ def launch(
         if found is None:
             raise
         return found
-    return LaunchResult(run_id, recipients, True)
+    return LaunchResult(run_id, recipients, True, starts_at)
 
 
 def _refuse_broken(blueprint: Blueprint) -> None:

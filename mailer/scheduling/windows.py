@@ -50,7 +50,12 @@ def enforce_windows(
                             col(Run.status) == RunStatus.PAUSED,
                             col(Run.status_reason).startswith(QUIET_PREFIX),
                         ),
-                    )
+                    ),
+                    # Sent at once by staff's explicit choice: the window does not apply.
+                    sa.not_(col(Run.outside_window)),
+                    # Not started yet, waiting for its window to open: workers do not take it
+                    # before then, so there is nothing to pause.
+                    sa.or_(col(Run.scheduled_for).is_(None), col(Run.scheduled_for) <= now),
                 )
             ).all()
         )

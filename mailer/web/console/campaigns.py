@@ -351,6 +351,8 @@ def _launch_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     slug = blueprint.slug
+    now = datetime.now(UTC)
+    window = blueprint.sending_window
     return page(
         request,
         "launch.html",
@@ -367,7 +369,10 @@ def _launch_page(
             select(ScheduledStep).where(ScheduledStep.campaign == slug, ScheduledStep.step == step)
         ).first(),
         transport=transport_note(),
-        now=datetime.now(UTC),
+        now=now,
+        window_open=window.is_open(now),
+        window_text=window.describe(),
+        starts_at=runs.window_start(blueprint, now),
     )
 
 
@@ -380,6 +385,7 @@ def campaign_launch(
     engine: DBEngine,
     step: Annotated[str, Form()] = "launch",
     confirmed_size: Annotated[int | None, Form()] = None,
+    immediately: Annotated[bool, Form()] = False,
 ) -> Response:
     blueprint = _blueprint(slug)
     _step_or_404(blueprint, step)
@@ -404,7 +410,16 @@ def campaign_launch(
             )
     # delivery.runs.launch writes the audit entry (actor, run, recipients) itself.
     try:
-        result = runs.launch(engine, blueprint, step, actor=staff.email)
+        # Outside the sending window the run waits for it to open, unless staff ticked
+        # "send at once" (and confirmed it).
+        result = runs.launch(
+            engine,
+            blueprint,
+            step,
+            actor=staff.email,
+            keep_window=True,
+            outside_window=immediately,
+        )
     except runs.BlueprintRejected as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     return RedirectResponse(f"/console/runs/{result.run_id}", status_code=303)
@@ -488,6 +503,7 @@ def run_detail(request: Request, run_id: int, staff: Reader, session: DB) -> HTM
         failures=failures,
         actions=[a for a in ACTION_FROM if _allowed(run, a)],
         action_labels=ACTIONS,
+        now=datetime.now(UTC),
     )
 
 

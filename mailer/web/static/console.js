@@ -9,8 +9,12 @@ function debounce(fn, ms) {
 function fmt(n) { return new Intl.NumberFormat("cs-CZ").format(n); }
 
 // Forms that ask before they act (erasure, cancel…): <form data-confirm="Opravdu…?">
+// A form with a "send at once" box asks its own question when the box is ticked:
+// <form data-confirm-now="…"> with <input name="immediately">.
 document.addEventListener("submit", (ev) => {
-  const msg = ev.target.dataset && ev.target.dataset.confirm;
+  const form = ev.target;
+  const now = form.querySelector && form.querySelector("input[name=immediately]");
+  const msg = now && now.checked ? form.dataset.confirmNow : form.dataset && form.dataset.confirm;
   if (msg && !window.confirm(msg)) ev.preventDefault();
 });
 
