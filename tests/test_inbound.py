@@ -324,3 +324,23 @@ async def test_it_serves_on_the_running_loop_until_stopped(engine: Engine) -> No
     stop.set()
     await serving
     assert _contact(engine, world.contact_ids[1]).status == "unsubscribed"
+
+
+def test_it_logs_each_message_accepted_refused_and_recorded(
+    engine: Engine, smtp_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = make_world(engine)
+    token = default_signer().sign_address(Purpose.UNSUBSCRIBE, world.outbox_ids[0])
+    caplog.set_level("INFO", logger="mailer.web.inbound")
+    with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
+        smtp.ehlo()
+        smtp.mail("reditelka0@knihovna-test.cz")
+        assert smtp.rcpt(f"nikdo@{BOUNCE_DOMAIN}")[0] == 550
+        assert smtp.rcpt(f"unsubscribe+{token}@{BOUNCE_DOMAIN}")[0] == 250
+        smtp.data(b"Subject: unsubscribe\r\n\r\nOdhlaste me.\r\n")
+    lines = [r.getMessage() for r in caplog.records if r.name == "mailer.web.inbound"]
+    assert any(f"nikdo@{BOUNCE_DOMAIN} odmítnut (550" in line for line in lines), lines
+    accepted = [line for line in lines if "přijata (250)" in line]
+    assert len(accepted) == 1, lines
+    assert "reditelka0@knihovna-test.cz" in accepted[0]
+    assert "odhlášení e-mailem zaznamenáno" in accepted[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Annotated
 
@@ -25,6 +26,9 @@ def inbound(
     """Spustí příjem pošty: odhlášení e-mailem, nedoručenky a stížnosti na spam."""
     from mailer.web.inbound import serve_forever
 
+    # One line per message: what was accepted, refused and recorded.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("mailer.web.inbound").setLevel(logging.INFO)
     settings = get_settings()
     host = host or settings.inbound_host
     port = port or settings.inbound_port

@@ -119,8 +119,39 @@ def process_message(
     return outcomes
 
 
+# What process_message did, for the log staff read (one line per message).
+OUTCOME_LABELS = {
+    "unsubscribe": "odhlášení e-mailem zaznamenáno",
+    "unsubscribe:already": "odhlášení e-mailem (kontakt už byl odhlášen)",
+    "unsubscribe:unknown": "odhlášení e-mailem pro zprávu, kterou už neznáme",
+    "hard": "trvalá nedoručitelnost zaznamenána, adresa blokována",
+    "hard:already": "trvalá nedoručitelnost (už zaznamenána dříve)",
+    "soft": "dočasná nedoručitelnost zaznamenána",
+    "soft:already": "dočasná nedoručitelnost (už zaznamenána dříve)",
+    "complaint": "stížnost na spam zaznamenána, kontakt odhlášen",
+    "complaint:already": "stížnost na spam (už zaznamenána dříve)",
+    "dsn:not-failed": "zpráva o zpoždění nebo doručení, nic se nemění",
+    "unmatched": "nelze přiřadit k odeslané zprávě, nic se nemění",
+    "ignored": "automatická odpověď, nic se nemění",
+}
+
+
+def describe_outcomes(outcomes: list[str]) -> str:
+    if not outcomes:
+        return "nic k zaznamenání"
+    return "; ".join(OUTCOME_LABELS.get(o, o) for o in outcomes)
+
+
+def _peer(session: SMTPSession) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "?")
+
+
 class InboundHandler:
-    """aiosmtpd handler: checks recipients, then processes each message off the event loop."""
+    """aiosmtpd handler: checks recipients, then processes each message off the event loop.
+    Every message is logged (INFO): what was accepted, refused and recorded."""
 
     def __init__(self, engine: Engine, signer: Signer | None = None) -> None:
         self.engine = engine
@@ -136,6 +167,12 @@ class InboundHandler:
         rcpt_options: list[str],
     ) -> str:
         if recipient_role(address, self.signer) is None:
+            log.info(
+                "Příchozí pošta od %s (%s): příjemce %s odmítnut (550, neznámá adresa)",
+                envelope.mail_from or "<>",
+                _peer(session),
+                address,
+            )
             return "550 5.1.1 No such recipient here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -149,9 +186,21 @@ class InboundHandler:
                 process_message, self.engine, list(envelope.rcpt_tos), data or b"", self.signer
             )
         except Exception:
-            log.exception("processing an inbound message failed")
+            log.exception(
+                "Příchozí zprávu od %s pro %s nelze zpracovat: odpověď 451, odesílatel ji "
+                "pošle znovu",
+                envelope.mail_from or "<>",
+                ", ".join(envelope.rcpt_tos),
+            )
             return "451 4.3.0 Temporary failure, please retry"
-        log.info("inbound message for %s: %s", envelope.rcpt_tos, outcomes)
+        log.info(
+            "Příchozí zpráva od %s (%s) pro %s, %d bajtů: přijata (250); %s",
+            envelope.mail_from or "<>",
+            _peer(session),
+            ", ".join(envelope.rcpt_tos),
+            len(data or b""),
+            describe_outcomes(outcomes),
+        )
         self.processed.append(outcomes)
         return "250 OK"
 
