@@ -14,7 +14,7 @@ from mailer.delivery.send import WorkerOptions
 from mailer.models import Contact, Library, OutboxMessage, utcnow
 
 CAMPAIGN = "join-this-year-2026"  # recruitment: segment `member = false`, topic membership
-MESSAGE_ID = re.compile(rb"Message-ID: <sdruk\.(\d+)\.(\d+)@", re.IGNORECASE)
+MESSAGE_ID = re.compile(rb"Message-ID: <sdruk\.(\d+)\.(\d+)\.[0-9a-f]+@", re.IGNORECASE)
 
 
 def add_contacts(

@@ -442,3 +442,19 @@ def test_it_writes_tracked_links_exactly_whatever_the_base_url(
     for part in (html, text):
         encoded = part.get_payload(decode=False)
         assert max(len(line) for line in encoded.splitlines()) <= 76
+
+
+def test_it_gives_each_run_its_own_message_ids_that_a_retry_keeps() -> None:
+    """Two databases both have a run 1 with an outbox row 4242 (ids restart in a fresh
+    database): their Message-IDs must differ, or a mailbox drops the second as a duplicate.
+    A retry of the same row carries the same Message-ID, so a duplicate can be collapsed."""
+    blueprint = load_blueprint("join-this-year-2026")
+    first, second = freeze(blueprint), freeze(blueprint)
+
+    def message_id(content: dict[str, Any]) -> str:
+        data = Composer(content, 1).message(recipient()).data
+        return str(parse(data)["Message-ID"])
+
+    assert message_id(first) != message_id(second)
+    assert message_id(first) == message_id(first)
+    assert re.fullmatch(r"<sdruk\.1\.4242\.[0-9a-f]{12}@sdruk\.cz>", message_id(first))

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import html
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -328,6 +329,11 @@ def freeze(blueprint: Blueprint, step_name: str = "launch") -> dict[str, Any]:
     domain = settings.sender_domain
     return {
         "version": CONTENT_VERSION,
+        # Part of every Message-ID of the run: ids restart at 1 in a fresh database, and a
+        # repeated Message-ID makes mailbox providers drop the new message as a duplicate. Kept
+        # in the run (not drawn per message) so a retry or a re-send after a crash carries the
+        # same Message-ID, which lets a mailbox collapse the duplicate.
+        "message_id_nonce": secrets.token_hex(6),
         "campaign": blueprint.slug,
         # The stored revision frozen here (None for a folder read directly).
         "revision": blueprint.revision,
@@ -621,6 +627,8 @@ class Composer:
         self.content = content
         self.run_id = run_id
         self.settings = settings or get_settings()
+        # Runs frozen before the nonce existed get one per composer (per worker and run).
+        self._message_id_nonce = str(content.get("message_id_nonce") or secrets.token_hex(6))
         self._tokens: TokenMaker | None = None
         if signer is None:
             keys = self.settings.signing_keys()
@@ -827,7 +835,7 @@ class Composer:
             f"<mailto:{self.unsubscribe_mailbox}+{self._sign_address(Purpose.UNSUBSCRIBE, oid)}"
             f"@{self.bounce_domain}>"
         ).encode("ascii")
-        message_id = f"sdruk.{self.run_id}.{oid}@{self.sender_domain}"
+        message_id = f"sdruk.{self.run_id}.{oid}.{self._message_id_nonce}@{self.sender_domain}"
         data = self.shape.build(
             to=to,
             subject=subject,
