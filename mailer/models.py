@@ -307,6 +307,20 @@ class OutboxMessage(SQLModel, table=True):
     possible_duplicate: bool = False
 
 
+class DeliveryWorker(SQLModel, table=True):
+    """A delivery worker that is running (or died without saying so): who it is, where, and
+    when it last showed a sign of life. Rows leased to a dead worker are taken over at once
+    instead of when their lease runs out (mailer.delivery.workers)."""
+
+    __tablename__ = "delivery_worker"
+
+    id: str = Field(primary_key=True, max_length=120)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = _when(default_factory=utcnow)
+    heartbeat_at: datetime = _when(default_factory=utcnow)
+
+
 class Event(SQLModel, table=True):
     """Raw events (opens, clicks, unsubscribes, bounces…), written only by mailer.events.record."""
 

@@ -62,19 +62,21 @@ async def test_it_retries_a_temporary_failure_then_gives_up(
     assert progress(engine, run_id).status == "sent"
 
 
-async def test_it_leaves_a_retry_for_later_when_its_time_has_not_come(
+async def test_it_leaves_a_retry_for_later_when_its_run_pauses(
     engine: Engine, smtp_server: SMTPServer
 ) -> None:
     add_contacts(engine, 2)
     smtp_server.fail("rcpt", "k0@knihovna.cz", "450 4.2.1 Slow down", times=1)
+    smtp_server.fail("data", "k1@knihovna.cz", "554 5.7.1 Rejected by policy")
     run_id = launch(engine, blueprint()).run_id
 
+    # The drain ends without waiting an hour for the retry: the run is paused.
     await _drain(engine, smtp_server, retry_base_seconds=3600)
 
     row = next(r for r in rows(engine, run_id).values() if r.email == "k0@knihovna.cz")
     assert (row.status, row.attempts) == ("retry", 1)
     assert row.next_attempt_at is not None and row.error.startswith("450")
-    assert progress(engine, run_id).status == "sending"
+    assert progress(engine, run_id).status == "paused"
 
 
 async def test_it_fails_a_refused_recipient_and_suppresses_a_hard_bounce(

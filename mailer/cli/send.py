@@ -1,5 +1,14 @@
-"""`sdruk send`: the delivery worker – sends due outbox messages until stopped, or until
-nothing is due with --drain; a live progress bar when run in a terminal."""
+"""`sdruk send`: the delivery worker – sends due outbox messages until stopped, or with --drain
+until every run that may send now is finished or paused; a live progress bar in a terminal.
+
+Exit codes of `sdruk send --drain`, for scripts:
+  0  every run it sent is finished (or nothing was waiting);
+  2  SMTP_URL cannot be used as written (nothing was sent);
+  3  a run is paused (a refusal, too many errors, staff or the sending window): the reason is
+     printed, the run waits for `sdruk runs resume`;
+  4  stopped by a signal (Ctrl+C, SIGTERM) before the runs finished; the rest waits in the
+     queue for the next worker.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mailer.cli.contacts import require_schema
 from mailer.db import get_engine
 from mailer.delivery import outbox as ob
+from mailer.delivery.runs import progress
 from mailer.delivery.send import (
     Stats,
     WorkerOptions,
@@ -31,6 +41,11 @@ from mailer.settings import get_settings
 
 console = Console()
 err = Console(stderr=True)
+
+EXIT_FINISHED = 0
+EXIT_CONFIG = 2
+EXIT_PAUSED = 3
+EXIT_INTERRUPTED = 4
 
 
 def _pending_now() -> int:
@@ -48,7 +63,15 @@ def _pending_now() -> int:
 
 def send(
     drain_only: Annotated[
-        bool, typer.Option("--drain", help="Skončit, jakmile nic nečeká na odeslání.")
+        bool,
+        typer.Option(
+            "--drain",
+            help=(
+                "Skončit, až bude každá rozesílka, která smí odesílat, dokončená nebo "
+                "pozastavená (počká i na opakování). Návratový kód: 0 vše dokončeno, "
+                "2 chybné SMTP_URL, 3 některá rozesílka pozastavena, 4 přerušeno signálem."
+            ),
+        ),
     ] = False,
     worker_id: Annotated[
         str | None,
@@ -90,7 +113,7 @@ def send(
         transport = transport_from_url(settings.resolved_smtp_url(), concurrency=concurrency)
     except TransportConfigError as exc:
         err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+        raise typer.Exit(EXIT_CONFIG) from exc
     options = WorkerOptions(
         worker_id=worker_id or default_worker_id(),
         batch_size=batch,
@@ -106,11 +129,21 @@ def send(
         mode = "do vyprázdnění fronty" if drain_only else "dokud nebude zastaven (Ctrl+C)"
         console.print(f"Odesílám přes {transport.describe()}, {mode}.")
     stats = run(_work(transport, options, drain_only, live))
+    ends = _run_ends(stats)
+    code = EXIT_FINISHED
+    if drain_only:
+        if stats.interrupted:
+            code = EXIT_INTERRUPTED
+        elif any(status == "paused" for status, _ in ends.values()):
+            code = EXIT_PAUSED
     if as_json:
-        typer.echo(json.dumps(stats.as_json(), ensure_ascii=False))
-        return
+        summary = stats.as_json()
+        summary["run_states"] = {str(k): status for k, (status, _) in ends.items()}
+        summary["exit_code"] = code
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        raise typer.Exit(code)
     console.print(
-        f"Odesláno {stats.sent}, k opakování {stats.retried}, selhalo {stats.failed} "
+        f"Odesláno {stats.sent}, opakovaných pokusů {stats.retried}, selhalo {stats.failed} "
         f"(neexistující adresy {stats.bounced}), přeskočeno {stats.skipped}."
     )
     if stats.reclaimed:
@@ -118,8 +151,29 @@ def send(
             f"[yellow]Převzato po pádu pracovníka: {stats.reclaimed} zpráv[/yellow] "
             f"(z nich odesláno znovu a možná dvakrát: {stats.sent_possible_duplicates})."
         )
-    for run_id, reason in stats.paused_runs.items():
-        console.print(f"[red]Rozesílka {run_id} pozastavena:[/red] {reason}")
+    for run_id, (status, reason) in sorted(ends.items()):
+        if status == "paused":
+            console.print(f"[red]Rozesílka {run_id} je pozastavená:[/red] {reason or ''}")
+        elif status in _ENDED:
+            console.print(f"Rozesílka {run_id}: {_ENDED[status]}.")
+        elif stats.interrupted:
+            console.print(f"Rozesílka {run_id} nedoběhla, zbytek čeká ve frontě.")
+    if code == EXIT_INTERRUPTED:
+        console.print("[yellow]Přerušeno před dokončením rozesílek.[/yellow]")
+    raise typer.Exit(code)
+
+
+_ENDED = {"sent": "dokončena", "cancelled": "zrušena"}
+
+
+def _run_ends(stats: Stats) -> dict[int, tuple[str, str | None]]:
+    """run id → (status, reason) of the runs this worker sent, as they stand now."""
+    ends: dict[int, tuple[str, str | None]] = {}
+    engine = get_engine()
+    for run_id in sorted(stats.touched_runs | set(stats.paused_runs)):
+        p = progress(engine, run_id)
+        ends[run_id] = (p.status, p.status_reason)
+    return ends
 
 
 async def _work(

@@ -582,6 +582,34 @@ def finish_runs(conn: Connection, now: datetime) -> list[int]:
     return done
 
 
+@dataclass(slots=True, frozen=True)
+class WaitingWork:
+    """What still stands between a drain and its end: messages of runs that may send now
+    (waiting or in flight anywhere), and when the earliest waiting one falls due."""
+
+    pending: int
+    next_due: datetime | None
+
+
+def waiting_work(conn: Connection, now: datetime) -> WaitingWork:
+    """Messages not yet settled in runs that may send now (sending, or scheduled and due).
+    Paused, cancelled and future runs are not waited for."""
+    active = sa.select(runs.c.id).where(
+        runs.c.status.in_(SENDABLE_RUNS),
+        sa.or_(runs.c.scheduled_for.is_(None), runs.c.scheduled_for <= now),
+    )
+    in_active = outbox.c.run_id.in_(active.scalar_subquery())
+    pending = conn.execute(
+        sa.select(sa.func.count()).where(outbox.c.status.in_(PENDING), in_active)
+    ).scalar_one()
+    due = conn.execute(
+        sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status.in_(WAITING), in_active
+        )
+    ).scalar()
+    return WaitingWork(int(pending), due)
+
+
 def next_due(conn: Connection, now: datetime) -> datetime | None:
     """When the earliest waiting message of a sendable run falls due (None: nothing waits)."""
     stmt = sa.select(sa.func.min(outbox.c.next_attempt_at)).where(

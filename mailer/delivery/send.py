@@ -43,6 +43,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from mailer.delivery import outbox as ob
+from mailer.delivery import workers
 from mailer.delivery.transport import NO_REPLY, SendResult, Transport
 from mailer.models import RunStatus, utcnow
 
@@ -79,6 +80,10 @@ class WorkerOptions:
     domain_concurrency: int | None = None
     max_consecutive_errors: int = 25
     poll_seconds: float = 2.0
+    # Signs of life in the worker registry, and how old the last one may be before other
+    # workers take this one's rows over (a dead pid on the same host is seen at once).
+    heartbeat_seconds: float = 5.0
+    dead_after_seconds: float = 30.0
     # A sender whose connection just failed waits this long before its next message, so a relay
     # that is down is not hammered by every sender in a tight loop.
     connect_error_pause: float = 1.0
@@ -101,6 +106,10 @@ class Stats:
     sent_possible_duplicates: int = 0
     paused_runs: dict[int, str] = field(default_factory=dict)
     finished_runs: list[int] = field(default_factory=list)
+    # Runs this worker claimed messages of: the runs a drain reports on at its end.
+    touched_runs: set[int] = field(default_factory=set)
+    # Stopped by a signal (or its caller) before the work was done.
+    interrupted: bool = False
 
     @property
     def settled(self) -> int:
@@ -117,6 +126,8 @@ class Stats:
             "sent_possible_duplicates": self.sent_possible_duplicates,
             "paused_runs": {str(k): v for k, v in self.paused_runs.items()},
             "finished_runs": self.finished_runs,
+            "runs": sorted(self.touched_runs),
+            "interrupted": self.interrupted,
         }
 
 
@@ -292,6 +303,7 @@ class Worker:
         self._last_status_check = 0.0
         self._last_reclaim = 0.0
         self._stop: asyncio.Event | None = None
+        self._host = workers.host_name()
         # Messages a recheck found gone after another sender had taken them: id → reason.
         self._gone: dict[int, str] = {}
 
@@ -334,14 +346,19 @@ class Worker:
         stop = stop or asyncio.Event()
         self._stop = stop
         wid = self.options.worker_id
-        # A previous incarnation of this worker id died holding rows: they are ours to redo.
-        self.stats.reclaimed += (
-            await self._db_retry(
-                lambda c: ob.reclaim_expired(c, utcnow(), worker=wid), "Převzetí zpráv po pádu"
-            )
-            or 0
-        )
+
+        def start(conn: Connection) -> int:
+            now = utcnow()
+            # A previous incarnation of this worker id died holding rows: they are ours to
+            # redo. So are those of any worker found dead (see mailer.delivery.workers).
+            taken = ob.reclaim_expired(conn, now, worker=wid)
+            workers.register(conn, wid, self._host, os.getpid(), now)
+            return taken + workers.take_over_dead(conn, wid, self._host, now, self._dead_after)
+
+        taken = await self._db_retry(start, "Převzetí zpráv po pádu") or 0
+        self._note_taken(taken)
         self._open_inline()
+        heart = asyncio.create_task(self._heartbeat(stop))
         recorder = asyncio.create_task(self._recorder())
         senders = [
             asyncio.create_task(self._sender()) for _ in range(max(1, self.transport.concurrency))
@@ -365,10 +382,40 @@ class Worker:
             stopper.cancel()
             finished = await self._db_retry(self._finish, "Uzavření rozesílek")
             self.stats.finished_runs.extend(finished or [])
+            heart.cancel()
+            await asyncio.gather(heart, return_exceptions=True)
+            await self._db_retry(lambda c: workers.unregister(c, wid), "Odhlášení pracovníka")
+            self.stats.interrupted = stop.is_set()
             await self.transport.close()
             self._db.shutdown(wait=True)
             self._report()
         return self.stats
+
+    @property
+    def _dead_after(self) -> timedelta:
+        return timedelta(seconds=self.options.dead_after_seconds)
+
+    def _note_taken(self, taken: int) -> None:
+        if taken:
+            self.stats.reclaimed += taken
+            log.warning("Převzato %d zpráv po pádu jiného pracovníka.", taken)
+            self._wake_feeder.set()
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Every few seconds: a sign of life, and the rows of dead workers back to the queue."""
+        wid, host, pid = self.options.worker_id, self._host, os.getpid()
+
+        def work(conn: Connection) -> int:
+            now = utcnow()
+            workers.beat(conn, wid, host, pid, now)
+            return workers.take_over_dead(conn, wid, host, now, self._dead_after)
+
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.heartbeat_seconds)
+            if stop.is_set():
+                return
+            self._note_taken(await self._db_retry(work, "Známka života pracovníka") or 0)
 
     # -- feeder --
 
@@ -395,17 +442,24 @@ class Worker:
                 if got:
                     continue
                 if not self._queue and self._in_flight == 0 and not self._pending:
-                    # Nothing claimable and nothing of ours under way: is anything due later?
+                    # Nothing claimable and nothing of ours under way.
                     finished = await self._db_retry(self._finish, "Uzavření rozesílek")
                     self.stats.finished_runs.extend(finished or [])
+                    wait = self.options.poll_seconds
                     if drain:
-                        due = await self._db_retry(
-                            lambda c: ob.next_due(c, utcnow()), "Hledání další zprávy"
+                        # A drain ends only when every run that may send now is finished or
+                        # paused: it waits for retries that are not due yet, and for messages
+                        # other workers hold (taken over at once if those workers are dead).
+                        work = await self._db_retry(
+                            lambda c: ob.waiting_work(c, utcnow()), "Hledání další zprávy"
                         )
-                        if due is None or due > utcnow():
+                        if work is None or work.pending == 0:
                             return
-                        continue
-                    await self._sleep(stopper, self.options.poll_seconds)
+                        if work.next_due is not None:
+                            until_due = (work.next_due - utcnow()).total_seconds()
+                            wait = min(wait, max(until_due, 0.05))
+                    self._wake_feeder.clear()
+                    await self._sleep(stopper, wait, self._wake_feeder)
                     continue
             self._wake_feeder.clear()
             await self._sleep(stopper, 0.2, self._wake_feeder)
@@ -487,6 +541,7 @@ class Worker:
                 self._topics.pop(run_id, None)
                 self._pause(run_id, f"Obsah rozesílky nelze použít: {exc}")
         self.stats.skipped += result.skipped
+        self.stats.touched_runs |= result.run_ids
         for message in result.messages:
             self._held.add(message.id)
             self._queue.append(message)
