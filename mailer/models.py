@@ -213,6 +213,8 @@ class LegalBasisRecord(SQLModel, table=True):
     basis: str = Field(sa_type=sa.String(24))
     source: str = Field(max_length=300)
     evidence: str | None = Field(default=None, max_length=2000)
+    # Who recorded it: a staff address, or the system user that ran the import.
+    recorded_by: str | None = Field(default=None, max_length=320)
     recorded_at: datetime = _when(default_factory=utcnow)
     withdrawn_at: datetime | None = _when(default=None)
 

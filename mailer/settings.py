@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # How often a standby scheduler tries to become the active one (takeover within a minute).
     standby_poll_seconds: float = Field(default=15.0, alias="SDRUK_STANDBY_POLL_SECONDS")
 
+    # The largest request body the web server accepts (a contacts CSV is the largest upload:
+    # 100,000 contacts take about 15 MB). Larger ones get a 413 with a Czech explanation.
+    max_upload_mb: float = Field(default=20.0, alias="SDRUK_MAX_UPLOAD_MB")
+
     dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
 

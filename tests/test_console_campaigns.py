@@ -256,7 +256,7 @@ def test_it_shows_the_funnel_without_machine_opens_and_exports_csv(
     assert "automatická otevření" in text
     export = client.post(f"/console/runs/{run_id}/results.csv", data={"csrf_token": csrf})
     assert export.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff"))))
+    rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")), delimiter=";"))
     assert len(rows) == 3
     assert {r["odhlášeno"] for r in rows} == {"ano", "ne"}
     assert {r["kraj"] for r in rows} == {"Středočeský kraj", "Zlínský kraj"}

@@ -183,7 +183,7 @@ def test_it_shows_in_the_console_the_numbers_of_runs_stats(
     # The CSV's "ano" add up to the same numbers.
     export = client.post(f"/console/runs/{run_id}/results.csv", data={"csrf_token": csrf})
     assert export.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff"))))
+    rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")), delimiter=";"))
     assert len(rows) == stats["recipients"] == 7
 
     def yes(column: str) -> int:

@@ -39,6 +39,7 @@ PARAMS = {
     "slug": "join-this-year-2026",
     "action": "pause",
     "name": "zprava.eml",
+    "token": "a" * 22,
 }
 
 

@@ -112,7 +112,7 @@ def preview_cmd(
 
 
 def _normalise(address: str) -> str:
-    from mailer.audience.contacts import InvalidAddress, normalize_email
+    from mailer.audience.addresses import InvalidAddress, normalize_email
 
     try:
         return normalize_email(address)

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mailer.audience.contacts import ImportFileError
 from mailer.cli.contacts import require_schema
 from mailer.compose.czech import count_noun, format_moment
+from mailer.csvfiles import ImportFileError
 from mailer.db import get_engine
 from mailer.scheduling.clock import SystemClock
 from mailer.scheduling.overview import StepView, schedule_overview

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from mailer.audience.contacts import address_hash, suppress
+from mailer.audience.suppression import address_hash, suppress
 from mailer.delivery.outbox import SKIP_REASONS
 from mailer.events import classify
 from mailer.models import (

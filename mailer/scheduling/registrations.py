@@ -15,15 +15,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from mailer.audience.contacts import (
-    HEADER_ALIASES,
-    ImportFileError,
-    InvalidAddress,
-    decode_csv_bytes,
-    header_key,
-    normalize_email,
-    sniff_dialect,
-)
+from mailer.audience.addresses import InvalidAddress, normalize_email
+from mailer.audience.rows import HEADER_ALIASES, header_key
+from mailer.csvfiles import ImportFileError, decode_csv_bytes, sniff_dialect
 from mailer.events.record import registered
 from mailer.models import Contact, Run
 

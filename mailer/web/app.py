@@ -22,6 +22,7 @@ from mailer.events.record import EventWriter
 from mailer.settings import get_settings
 from mailer.tokens import default_signer
 from mailer.web import invalid, pages, tracking, unsubscribe
+from mailer.web.limits import BodySizeLimit
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
     app.state.run_links = tracking.RunLinks()
 
     app.add_middleware(pages.SecurityHeaders, https=settings.base_url.startswith("https:"))
+    # Outermost, so a too large body is refused before anything reads or parses it.
+    app.add_middleware(BodySizeLimit, limit_bytes=int(settings.max_upload_mb * 1_000_000))
     app.add_exception_handler(StarletteHTTPException, pages.http_error_page)
     # Czech instead of FastAPI's English 422 JSON: console layout under /console, public elsewhere.
     app.add_exception_handler(RequestValidationError, invalid.validation_error_page)

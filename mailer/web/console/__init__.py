@@ -6,12 +6,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailer.web.console import admin, campaigns, contacts, dashboard, results, segments, signin
+from mailer.web.console import (
+    admin,
+    campaigns,
+    contacts,
+    dashboard,
+    imports,
+    results,
+    segments,
+    signin,
+)
 from mailer.web.console.demo import ensure_demo_admin
 
 router = APIRouter(prefix="/console", tags=["console"])
 # Order matters where paths overlap: /runs/{id}/results before the generic run routes.
-MODULES = (signin, dashboard, contacts, segments, results, campaigns, admin)
+MODULES = (signin, dashboard, imports, contacts, segments, results, campaigns, admin)
 for _module in MODULES:
     router.include_router(_module.router)
 

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from mailer.audience.contacts import InvalidAddress, address_hash, is_suppressed, suppress
+from mailer.audience.addresses import InvalidAddress
+from mailer.audience.suppression import address_hash, is_suppressed, suppress
 from mailer.models import AuditEntry, Suppression, User
 from mailer.settings import get_settings
 from mailer.web.console.audit import ACTOR_LABELS, audit

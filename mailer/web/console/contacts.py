@@ -1,22 +1,19 @@
 """Contacts and libraries: search, detail with history, edits that respect consent, membership,
-CSV import by upload, and the GDPR export and erasure."""
+and the GDPR export and erasure. (The CSV import is in imports.)"""
 
 from __future__ import annotations
 
 import json
 import math
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form, HTTPException, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, delete, select
 
-from mailer.audience.contacts import ImportFileError, address_hash, import_contacts
+from mailer.audience.suppression import address_hash
 from mailer.compose.render import Recipient
 from mailer.models import (
     REGIONS,
@@ -36,7 +33,7 @@ from mailer.models import (
 )
 from mailer.web.console import integration
 from mailer.web.console.audit import audit
-from mailer.web.console.auth import DB, Admin, DBEngine, Editor, Reader
+from mailer.web.console.auth import DB, Admin, Editor, Reader
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
 
@@ -61,77 +58,6 @@ def _library_or_404(session: Session, library_id: int) -> Library:
     if library is None:
         raise HTTPException(status_code=404, detail="Knihovna neexistuje.")
     return library
-
-
-@router.get("/contacts/import", response_class=HTMLResponse)
-def import_form(request: Request, staff: Reader) -> HTMLResponse:
-    return page(request, "import.html", staff, report=None)
-
-
-REPORT_LABELS = {
-    "rows": "řádků v souboru",
-    "created": "nových kontaktů",
-    "updated": "aktualizovaných kontaktů",
-    "unchanged": "beze změny",
-    "merged_duplicates": "sloučených duplicit",
-    "libraries_created": "nových knihoven",
-    "libraries_updated": "aktualizovaných knihoven",
-    "suppressed": "blokovaných adres",
-}
-
-
-def report_view(report: Any) -> dict[str, Any]:
-    """The import report as the page shows it: the same numbers and rejected rows as the CLI."""
-    data = report.as_json()
-    numbers = {label: data[key] for key, label in REPORT_LABELS.items() if key in data}
-    numbers["odmítnutých řádků"] = len(data["rejected"])
-    return {"numbers": numbers, "rejected": data["rejected"], "raw": data}
-
-
-@router.post("/contacts/import", response_class=HTMLResponse)
-async def import_upload(
-    request: Request,
-    staff: Editor,
-    session: DB,
-    engine: DBEngine,
-    file: UploadFile,
-    mode: Annotated[str, Form()] = "check",
-) -> HTMLResponse:
-    dry_run = mode != "import"
-    raw = await file.read()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "upload.csv"
-        path.write_bytes(raw)
-        try:
-            # The import is synchronous and may take seconds: keep it off the event loop.
-            report = await run_in_threadpool(import_contacts, engine, path, dry_run=dry_run)
-        except ImportFileError as exc:
-            return page(
-                request,
-                "import.html",
-                staff,
-                status_code=422,
-                report=None,
-                error=f"Soubor nelze načíst: {exc}",
-            )
-    if not dry_run:
-        audit(
-            session,
-            staff.email,
-            "import",
-            file.filename or "",
-            **{k: v for k, v in report.as_json().items() if k != "rejected"},
-            rejected=len(report.rejected),
-        )
-        session.commit()
-    return page(
-        request,
-        "import.html",
-        staff,
-        report=report_view(report),
-        dry_run=dry_run,
-        filename=file.filename,
-    )
 
 
 @router.get("/contacts", response_class=HTMLResponse)

@@ -7,19 +7,21 @@ meaning is defined; this module only lays them out."""
 
 from __future__ import annotations
 
-import csv
-import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
 from sqlmodel import Session
 
+from mailer.csvfiles import MEDIA_TYPE, attachment_headers, csv_document
 from mailer.events.stats import Activity, RunNotFound, RunReport, RunStats, run_report
 from mailer.models import LIBRARY_TYPE_LABELS, Run
+from mailer.settings import get_settings
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import DB, Editor, Reader
-from mailer.web.console.render import fmt_dt, page
+from mailer.web.console.render import MESSAGE_STATUS_LABELS, fmt_dt, page
 from mailer.web.console.routing import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -141,7 +143,7 @@ CSV_HEADER = [
     "typ knihovny",
     "kraj",
     "stav zprávy",
-    "odesláno",
+    "odesláno (místní čas)",
     "doručeno",
     "otevřeno",
     "kliknuto",
@@ -153,34 +155,39 @@ CSV_HEADER = [
 ]
 
 
+def _local_time(value: datetime | None) -> str:
+    # "29.11.2026 14:30:05": what Czech Excel reads as a date and time, in local time.
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(get_settings().timezone)).strftime("%d.%m.%Y %H:%M:%S")
+
+
 def results_csv(report: RunReport) -> str:
     """One row per recipient; the "ano" of each column add up to the numbers on the page."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_HEADER)
     tracked = report.stats.individual
     yes = {True: "ano", False: "ne"}
-    for r in report.recipients:
-        writer.writerow(
-            [
-                r.email,
-                r.library,
-                TYPE_LABELS.get(r.library_type, r.library_type),
-                r.region,
-                r.status,
-                r.sent_at.isoformat() if r.sent_at else "",
-                yes[r.delivered],
-                # Anonymous tracking knows no recipient's opens or clicks.
-                yes[r.opened] if tracked else "",
-                yes[r.clicked] if tracked else "",
-                yes[r.unsubscribed],
-                yes[r.bounced],
-                yes[r.complained],
-                yes[r.joined],
-                yes[r.registered],
-            ]
-        )
-    return out.getvalue()
+    statuses = {k.value: v for k, v in MESSAGE_STATUS_LABELS.items()}
+    rows = (
+        [
+            r.email,
+            r.library,
+            TYPE_LABELS.get(r.library_type, r.library_type),
+            r.region,
+            statuses.get(r.status, r.status),
+            _local_time(r.sent_at),
+            yes[r.delivered],
+            # Anonymous tracking knows no recipient's opens or clicks.
+            yes[r.opened] if tracked else "",
+            yes[r.clicked] if tracked else "",
+            yes[r.unsubscribed],
+            yes[r.bounced],
+            yes[r.complained],
+            yes[r.joined],
+            yes[r.registered],
+        ]
+        for r in report.recipients
+    )
+    return csv_document(CSV_HEADER, rows)
 
 
 @router.post("/runs/{run_id}/results.csv")
@@ -193,9 +200,4 @@ def run_results_csv(run_id: int, staff: Editor, session: DB) -> Response:
     )
     session.commit()
     name = f"vysledky-{stats.campaign}-{stats.step}.csv"
-    # A BOM so that Excel, which Czech offices open CSV files in, reads UTF-8.
-    return Response(
-        "\ufeff" + body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return Response(body, media_type=MEDIA_TYPE, headers=attachment_headers(name))
