@@ -66,8 +66,16 @@ class Settings(BaseSettings):
     # 100,000 contacts take about 15 MB). Larger ones get a 413 with a Czech explanation.
     max_upload_mb: float = Field(default=20.0, alias="SDRUK_MAX_UPLOAD_MB")
 
+    # DKIM (mailer/compose/dkim.py): the current RSA key signs every message, d= is DKIM_DOMAIN
+    # (default SENDER_DOMAIN). An Ed25519 key may add a second signature (RFC 8463). During a
+    # key rotation the previous keys ("selector:/path/key.pem", JSON list) stay published:
+    # `sdruk doctor` shows the TXT record of each.
     dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
+    dkim_domain: str = Field(default="", alias="DKIM_DOMAIN")
+    dkim_ed25519_selector: str = Field(default="", alias="DKIM_ED25519_SELECTOR")
+    dkim_ed25519_key_file: Path | None = Field(default=None, alias="DKIM_ED25519_KEY_FILE")
+    dkim_previous_keys: list[str] = Field(default_factory=list, alias="DKIM_PREVIOUS_KEYS")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -298,11 +298,13 @@ def test_it_attaches_an_ics_that_parses() -> None:
     assert not list(join.iter_attachments())
 
 
-def _openssl_key(tmp_path: Path) -> tuple[Path, str]:
+def _openssl_key(tmp_path: Path, bits: int = 2048) -> tuple[Path, str]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed (needed to generate a DKIM test key)")
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "1024"], check=True, capture_output=True)
+    key = tmp_path / f"dkim{bits}.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(key), str(bits)], check=True, capture_output=True
+    )
     der = subprocess.run(
         ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
         check=True,

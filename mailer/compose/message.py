@@ -20,28 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime
-from pathlib import Path
-from typing import Any
 
 from mailer.compose.czech import PRAGUE
+from mailer.compose.dkim import DKIM_HEADERS, DkimSigner
+
+__all__ = ["DKIM_HEADERS", "DkimSigner", "MessageShape"]
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-# Headers the DKIM signature covers; List-Unsubscribe(-Post) must be covered (RFC 8058).
-DKIM_HEADERS: tuple[bytes, ...] = (
-    b"from",
-    b"to",
-    b"subject",
-    b"date",
-    b"message-id",
-    b"reply-to",
-    b"list-id",
-    b"list-unsubscribe",
-    b"list-unsubscribe-post",
-    b"feedback-id",
-    b"mime-version",
-    b"content-type",
-)
 _SAFE_QP_LINE = 75  # a soft break "=" may follow, and RFC 2045 allows 76
 
 
@@ -68,24 +54,45 @@ def qp_encode(text: str) -> bytes:
 
 
 def escape_leading_dots(encoded: bytes) -> bytes:
-    """Quoted-printable (LF line ends) with every line-leading "." written as "=2E".
+    """Quoted-printable (LF line ends) with every line-leading "." written as "=2E", and no run
+    of whitespace: a tab is written "=09", and every space after the first of a run "=20".
 
-    Why: SMTP ends DATA at a line holding only ".", so a transport must double every
+    Why the dots: SMTP ends DATA at a line holding only ".", so a transport must double every
     line-leading dot, which costs a scan of each ~50 KB message. Encoded here instead, once per
     template chunk or distinct value, every body is dot-safe by construction; binascii only
-    encodes a dot that is alone on its line. A line that grows past the limit is re-wrapped with
-    soft breaks, and every line it produces stays at most 75 characters (so a soft break may
-    still follow the last one)."""
-    if not (encoded.startswith(b".") or b"\n." in encoded):
+    encodes a dot that is alone on its line.
+    Why the whitespace: DKIM's relaxed body canonicalisation folds whitespace runs into one
+    space, which costs a scan and a rewrite of every signed body. Without runs (and
+    quoted-printable never ends a line with whitespace) the body is already canonical, so the
+    signer hashes it as it is (`body_is_canonical`). Receivers decode the same text.
+    A line that grows past the limit is re-wrapped with soft breaks, and every line it produces
+    stays at most 75 characters (so a soft break may still follow the last one)."""
+    if not (encoded.startswith(b".") or b"\n." in encoded or b"  " in encoded or b"\t" in encoded):
         return encoded
     lines = encoded.split(b"\n")
     out: list[bytes] = []
     for line in lines:
-        if line.startswith(b"."):
+        if b"  " in line or b"\t" in line:
+            line = _WSP_RUN.sub(_spread_run, line.replace(b"\t", b"=09"))
+            out.extend(_rewrap_dotted(line))
+        elif line.startswith(b"."):
             out.extend(_rewrap_dotted(line))
         else:
             out.append(line)
     return b"\n".join(out)
+
+
+_WSP_RUN = re.compile(rb"  +")
+
+
+def _spread_run(match: re.Match[bytes]) -> bytes:
+    return b" " + b"=20" * (len(match.group()) - 1)
+
+
+def body_is_canonical(body: bytes) -> bool:
+    """True when DKIM's relaxed canonicalisation leaves `body` unchanged but for its end (what
+    `escape_leading_dots` guarantees for encoded parts; checked once per run)."""
+    return b"\t" not in body and b"  " not in body and b" \r\n" not in body
 
 
 def _rewrap_dotted(line: bytes) -> list[bytes]:
@@ -119,6 +126,8 @@ def _qp_fast(text: str) -> bytes:
         and "=" not in text
         and not text.endswith(" ")
         and not text.startswith(".")  # it starts a line: see escape_leading_dots
+        and "  " not in text  # whitespace runs: see escape_leading_dots
+        and "\t" not in text
     ):
         return text.encode("ascii")
     return qp_encode(text)
@@ -138,6 +147,8 @@ def qp_value(text: str) -> str:
         and "=" not in text
         and text[-1] != " "
         and text[0] != "."  # a value starts a line: see escape_leading_dots
+        and "  " not in text  # whitespace runs: see escape_leading_dots
+        and "\t" not in text
     ):
         return text + "=\r\n"  # links and tokens: quoted-printable leaves them as they are
     encoded = _QP_VALUES.get(text)
@@ -300,6 +311,10 @@ class Attachment:
     data: bytes
 
 
+# The headers `MessageShape.build` writes per message, in order.
+_VARYING = (b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsubscribe")
+
+
 class MessageShape:
     """The parts of a run's messages that do not change per recipient, already encoded.
 
@@ -321,13 +336,13 @@ class MessageShape:
         self.date = DateHeader()
         alt = new_boundary()
         headers = [
-            b"From: " + encode_address(from_name, from_email),
-            b"Reply-To: " + encode_address("", reply_to or from_email, "Reply-To"),
-            b"List-Id: " + list_id,
-            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-            b"Feedback-ID: " + clean_header_text(feedback_id).encode("ascii"),
-            b"Precedence: bulk",
-            b"MIME-Version: 1.0",
+            (b"From", encode_address(from_name, from_email)),
+            (b"Reply-To", encode_address("", reply_to or from_email, "Reply-To")),
+            (b"List-Id", list_id),
+            (b"List-Unsubscribe-Post", b"List-Unsubscribe=One-Click"),
+            (b"Feedback-ID", clean_header_text(feedback_id).encode("ascii")),
+            (b"Precedence", b"bulk"),
+            (b"MIME-Version", b"1.0"),
         ]
         text_head = (
             b'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -343,7 +358,7 @@ class MessageShape:
         if attachments:
             mixed = new_boundary()
             mdelim = b"--" + mixed.encode()
-            headers.append(f'Content-Type: multipart/mixed; boundary="{mixed}"'.encode())
+            headers.append((b"Content-Type", f'multipart/mixed; boundary="{mixed}"'.encode()))
             self._before_text = (
                 mdelim
                 + CRLF
@@ -369,9 +384,14 @@ class MessageShape:
             tail.append(mdelim + b"--" + CRLF)
             self._after_html = b"".join(tail)
         else:
-            headers.append(f'Content-Type: multipart/alternative; boundary="{alt}"'.encode())
+            headers.append((b"Content-Type", f'multipart/alternative; boundary="{alt}"'.encode()))
             self._after_html = CRLF + delim + b"--" + CRLF
-        self._fixed_headers = CRLF.join(headers) + CRLF + CRLF
+        self._fixed_headers = b"".join(n + b": " + v + CRLF for n, v in headers) + CRLF
+        # The signature's fixed part (canonical fixed headers, h=) is prepared once per run.
+        self._signature = dkim.prepare(_VARYING, headers) if dkim is not None else None
+        # Encoded parts carry no whitespace run (escape_leading_dots), so the signer can hash
+        # the body as it is; the first body of the run is checked in full to make sure.
+        self._canonical: bool | None = None
 
     def build(
         self,
@@ -384,57 +404,39 @@ class MessageShape:
         html_qp: bytes,
     ) -> bytes:
         """The message bytes; `subject` is already header-encoded, bodies already QP."""
-        data = b"".join(
-            (
-                b"To: ",
-                check_address(to).encode("ascii"),
-                b"\r\nSubject: ",
-                subject,
-                b"\r\nDate: ",
-                self.date.now(),
-                b"\r\nMessage-ID: <",
-                message_id.encode("ascii"),
-                b">\r\nList-Unsubscribe: ",
-                list_unsubscribe,
-                CRLF,
-                self._fixed_headers,
-                self._before_text,
-                text_qp,
-                self._before_html,
-                html_qp,
-                self._after_html,
+        if self._signature is None:
+            return b"".join(
+                (
+                    b"To: ",
+                    check_address(to).encode("ascii"),
+                    b"\r\nSubject: ",
+                    subject,
+                    b"\r\nDate: ",
+                    self.date.now(),
+                    b"\r\nMessage-ID: <",
+                    message_id.encode("ascii"),
+                    b">\r\nList-Unsubscribe: ",
+                    list_unsubscribe,
+                    CRLF,
+                    self._fixed_headers,
+                    self._before_text,
+                    text_qp,
+                    self._before_html,
+                    html_qp,
+                    self._after_html,
+                )
             )
+        body = b"".join((self._before_text, text_qp, self._before_html, html_qp, self._after_html))
+        varying = (
+            (b"To", check_address(to).encode("ascii")),
+            (b"Subject", subject),
+            (b"Date", self.date.now()),
+            (b"Message-ID", b"<" + message_id.encode("ascii") + b">"),
+            (b"List-Unsubscribe", list_unsubscribe),
         )
-        if self.dkim is not None:
-            data = self.dkim.sign(data)
-        return data
-
-
-class DkimSigner:
-    """DKIM (dkimpy) with the headers bulk senders must sign, List-Unsubscribe-Post included."""
-
-    def __init__(self, selector: str, domain: str, private_key: bytes) -> None:
-        self.selector = selector.encode()
-        self.domain = domain.encode()
-        self.private_key = private_key
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> DkimSigner | None:
-        selector = getattr(settings, "dkim_selector", "")
-        key_file: Path | None = getattr(settings, "dkim_private_key_file", None)
-        if not selector or key_file is None or not Path(key_file).is_file():
-            return None
-        return cls(selector, settings.sender_domain, Path(key_file).read_bytes())
-
-    def sign(self, data: bytes) -> bytes:
-        import dkim
-
-        signature: bytes = dkim.sign(
-            data,
-            self.selector,
-            self.domain,
-            self.private_key,
-            include_headers=list(DKIM_HEADERS),
-            linesep=b"\r\n",
-        )
-        return signature + data
+        head = b"".join([n + b": " + v + CRLF for n, v in varying])
+        if self._canonical is None:
+            self._canonical = body_is_canonical(body)
+        canonical = self._canonical
+        signature = self._signature.headers(varying, body, canonical=canonical)
+        return b"".join((signature, head, self._fixed_headers, body))

@@ -705,15 +705,26 @@ class Composer:
                 )
             )
         list_name = f"Sdružení knihoven ČR – {content['name']}"
-        self.shape = MessageShape(
-            from_name=content["from_name"],
-            from_email=content["from_email"],
-            reply_to=content["reply_to"],
-            list_id=encode_header_text(list_name, "List-Id") + f" <{content['list_id']}>".encode(),
-            feedback_id=content["feedback_id"],
-            attachments=attachments,
-            dkim=DkimSigner.from_settings(self.settings),
-        )
+        self._shape_args: dict[str, Any] = {
+            "from_name": content["from_name"],
+            "from_email": content["from_email"],
+            "reply_to": content["reply_to"],
+            "list_id": encode_header_text(list_name, "List-Id")
+            + f" <{content['list_id']}>".encode(),
+            "feedback_id": content["feedback_id"],
+            "attachments": attachments,
+        }
+        self._shape: MessageShape | None = None
+
+    @property
+    def shape(self) -> MessageShape:
+        """The run's encoded message parts and DKIM signature, made on the first message (a
+        Composer for a web view or a preview needs neither, nor a DKIM key)."""
+        if self._shape is None:
+            self._shape = MessageShape(
+                **self._shape_args, dkim=DkimSigner.from_settings(self.settings)
+            )
+        return self._shape
 
     def _prepare_encoding(self) -> None:
         content = self.content

@@ -944,7 +944,11 @@ def _record_bounces(conn: Connection, bounced: list[Outcome], now: datetime) -> 
 def _make_composer(content: dict[str, Any], run_id: int) -> Any:
     from mailer.compose.render import Composer
 
-    return Composer(content, run_id)
+    composer = Composer(content, run_id)
+    # The message parts and the DKIM key now: a key that cannot sign pauses the run with the
+    # reason instead of failing its messages one by one.
+    composer.shape  # noqa: B018
+    return composer
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
