@@ -99,6 +99,13 @@ class Topic(StrEnum):
     NEWSLETTER = "newsletter"
 
 
+# The topic of transactional messages' runs (confirmations, welcomes): mail a person asked
+# for, which no topic opt-out stops.
+TRANSACTIONAL_TOPIC = "transactional"
+# The `Run.campaign` of transactional messages (one run per message, see
+# mailer.delivery.transactional); staff lists of campaign runs leave them out.
+TRANSACTIONAL_CAMPAIGN = "transakcni"
+
 TOPIC_LABELS: dict[Topic, str] = {
     Topic.MEMBERSHIP: "Členství a nábor",
     Topic.EVENTS: "Akce, workshopy a konference",
@@ -136,6 +143,8 @@ class EventKind(StrEnum):
     COMPLAINT = "complaint"
     REGISTERED = "registered"
     JOINED = "joined"
+    # A membership application sent from the public form (pending until staff decide).
+    APPLIED = "applied"
 
 
 class StepStatus(StrEnum):
@@ -443,3 +452,53 @@ class MediaImage(SQLModel, table=True):
     original_name: str = Field(default="", max_length=300)
     uploaded_by: str = Field(default="", max_length=320)
     created_at: datetime = _when(default_factory=utcnow)
+
+
+class ApplicationStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class MembershipApplication(SQLModel, table=True):
+    """A library's application for membership sent from the public form ("Chceme být členem"),
+    kept as it was submitted, with the consent wording the applicant agreed to."""
+
+    __tablename__ = "membership_application"
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = _status(ApplicationStatus.PENDING)
+    # The directory's library and contact when the form came from a campaign link or the
+    # siglum matched; the applicant's own values are kept below either way.
+    library_id: int | None = Field(default=None, foreign_key="library.id", index=True)
+    contact_id: int | None = Field(
+        default=None, foreign_key="contact.id", index=True, ondelete="SET NULL"
+    )
+    # The campaign message whose link was followed: the application is credited to its run
+    # and step. Unique, so one link sends one application.
+    outbox_id: int | None = Field(default=None, unique=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id", index=True)
+    step: str | None = Field(default=None, max_length=60)
+    library_name: str = Field(max_length=300)
+    library_type: str = Field(sa_type=sa.String(16))
+    region: str = Field(max_length=40)
+    town: str = Field(max_length=120)
+    siglum: str = Field(default="", max_length=16)
+    contact_name: str = Field(max_length=240)
+    contact_role: str = Field(default="", max_length=120)
+    email: str = Field(max_length=320)
+    phone: str = Field(default="", max_length=40)
+    ico: str = Field(default="", max_length=8)
+    dic: str = Field(default="", max_length=14)
+    billing_address: str = Field(default="", max_length=500)
+    consent_text: str = Field(max_length=2000)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _when(default_factory=utcnow)
+    decided_at: datetime | None = _when(default=None)
+    decided_by: str | None = Field(default=None, max_length=320)
+    decision_note: str = Field(default="", max_length=1000)
+
+
+# Runs of campaigns, not transactional messages: what staff lists of runs show.
+CAMPAIGN_RUNS: Any = Run.__table__.c.campaign != TRANSACTIONAL_CAMPAIGN  # type: ignore[attr-defined]

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Placeholders until the association confirms them; the footer shows them as they are.
     sender_ico: str = Field(default="[IČO – doplnit]", alias="SENDER_ICO")
     sender_seat: str = Field(default="[sídlo – doplnit], Praha", alias="SENDER_SEAT")
+    # Who is told of new membership applications and event registrations.
+    staff_email: str = Field(default="sdruk@sdruk.cz", alias="STAFF_EMAIL")
     # Return path (VERP) and the List-Unsubscribe mailto address are served by `sdruk inbound`.
     bounce_domain: str = Field(default="bounces.sdruk.cz", alias="BOUNCE_DOMAIN")
     unsubscribe_mailbox: str = Field(default="unsubscribe", alias="UNSUBSCRIBE_MAILBOX")

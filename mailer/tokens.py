@@ -36,6 +36,9 @@ class Purpose(IntEnum):
     # recipient can click anyway. (CLICK, one token per link, is still verified for messages
     # already delivered with it.)
     MESSAGE_CLICK = 11
+    # ids: outbox message. The membership form from a campaign's button: pre-filled from the
+    # directory and credited to the message's run and step.
+    APPLY = 12
 
 
 def _varints(values: Sequence[int]) -> bytes:

@@ -253,7 +253,18 @@ def test_it_counts_anonymously_or_not_at_all_as_the_blueprint_says() -> None:
     content["html"] = content["html"].replace("{% if _o %}", "{% if false %}")
     html = Composer(content, 77).html(recipient())
     assert "/c/" not in html and "/o/" not in html
-    assert 'href="https://sdruk.cz/chceme-byt-clenem"' in html
+    assert 'href="https://www.sdruk.cz"' in html
+
+
+def test_it_links_the_membership_form_prefilled_for_the_recipient() -> None:
+    content = freeze(load_blueprint("join-this-year-2026"))
+    html = Composer(content, 77).html(recipient())
+    tokens = set(re.findall(rf'href="{re.escape(BASE_URL)}/chceme-byt-clenem/([^"]+)"', html))
+    assert len(tokens) == 1
+    assert signer().verify(Purpose.APPLY, tokens.pop()) == (4242,)
+    # The web version, for no particular recipient, links the empty form.
+    web = Composer(content, 77).web_html(None)
+    assert f'href="{BASE_URL}/chceme-byt-clenem"' in web
 
 
 def test_it_freezes_into_json_and_composes_from_the_json() -> None:

@@ -36,6 +36,7 @@ PARAMS = {
     "segment_id": "1",
     "run_id": "1",
     "user_id": "1",
+    "application_id": "1",
     "slug": "join-this-year-2026",
     "action": "pause",
     "name": "zprava.eml",

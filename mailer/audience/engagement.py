@@ -17,7 +17,17 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import aliased
 
 from mailer.audience.fields import FieldSpec, SegmentContext
-from mailer.models import Contact, Event, EventKind, Library, MessageStatus, OutboxMessage, Run
+from mailer.models import (
+    ApplicationStatus,
+    Contact,
+    Event,
+    EventKind,
+    Library,
+    MembershipApplication,
+    MessageStatus,
+    OutboxMessage,
+    Run,
+)
 
 __all__ = ["ENGAGEMENT_FIELDS", "registered_contacts"]
 
@@ -122,9 +132,11 @@ def _registered(values: Sequence[Any], context: SegmentContext) -> ColumnElement
 
 
 def _joined(values: Sequence[Any], _context: SegmentContext) -> ColumnElement[bool]:
-    """The contact's library is a member (recorded by import or in the console), or membership
-    was recorded as a JOINED event of the contact or of a colleague at the same library: a
-    library that joined stops receiving recruitment reminders at all its addresses."""
+    """The contact's library is a member (recorded by import or in the console), membership
+    was recorded as a JOINED event of the contact or of a colleague at the same library, or
+    the contact or its library applied from the public form (an application not rejected):
+    a library that joined or applied stops receiving recruitment reminders at all its
+    addresses."""
     # The aliases are the other rows (the library, the contact the event names); the bare
     # Contact is the recipient's row of recipients_select, correlated by name. One level of
     # EXISTS only: a nested IN (SELECT ... WHERE ... = contact.library_id) would not correlate
@@ -151,7 +163,23 @@ def _joined(values: Sequence[Any], _context: SegmentContext) -> ColumnElement[bo
         )
         .correlate(Contact)
     )
-    return _yes_no(values, sa.or_(member, joined_event))
+    # Applied from the public form: the goal is reached at once, before staff decide; a
+    # rejected application stops counting.
+    applied = (
+        sa.exists()
+        .where(
+            _c(MembershipApplication.status) != ApplicationStatus.REJECTED.value,
+            sa.or_(
+                _c(MembershipApplication.contact_id) == Contact.id,
+                sa.and_(
+                    _c(MembershipApplication.library_id).is_not(None),
+                    _c(MembershipApplication.library_id) == Contact.library_id,
+                ),
+            ),
+        )
+        .correlate(Contact)
+    )
+    return _yes_no(values, sa.or_(member, joined_event, applied))
 
 
 ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
@@ -173,5 +201,7 @@ ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
     "registered": FieldSpec(
         "zaregistroval(a) se na akci kampaně", _registered, kind="bool", needs_campaign=True
     ),
-    "joined": FieldSpec("knihovna kontaktu vstoupila do SDRUK", _joined, kind="bool"),
+    "joined": FieldSpec(
+        "knihovna kontaktu vstoupila do SDRUK nebo podala přihlášku", _joined, kind="bool"
+    ),
 }

@@ -470,6 +470,7 @@ def _sample_values(blueprint: Blueprint, step: str) -> dict[str, Any]:
             "unsubscribe": "https://example.invalid/u/x",
             "preferences": "https://example.invalid/p/x",
             "web_version": "https://example.invalid/v/x",
+            "apply": "https://example.invalid/chceme-byt-clenem/x",
         },
         subject="Předmět",
         preheader="Úvod",

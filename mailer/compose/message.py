@@ -313,6 +313,8 @@ class Attachment:
 
 # The headers `MessageShape.build` writes per message, in order.
 _VARYING = (b"To", b"Subject", b"Date", b"Message-ID", b"List-Unsubscribe")
+# Mail a person asked for (transactional) has no List-Unsubscribe.
+_VARYING_TRANSACTIONAL = _VARYING[:-1]
 
 
 class MessageShape:
@@ -331,19 +333,28 @@ class MessageShape:
         feedback_id: str,
         attachments: Sequence[Attachment] = (),
         dkim: DkimSigner | None = None,
+        transactional: bool = False,
     ) -> None:
         self.dkim = dkim
         self.date = DateHeader()
+        self.transactional = transactional
         alt = new_boundary()
         headers = [
             (b"From", encode_address(from_name, from_email)),
             (b"Reply-To", encode_address("", reply_to or from_email, "Reply-To")),
-            (b"List-Id", list_id),
-            (b"List-Unsubscribe-Post", b"List-Unsubscribe=One-Click"),
-            (b"Feedback-ID", clean_header_text(feedback_id).encode("ascii")),
-            (b"Precedence", b"bulk"),
-            (b"MIME-Version", b"1.0"),
         ]
+        if transactional:
+            # Mail the person asked for (a confirmation, a welcome): not a list, so no List-*
+            # headers and no bulk precedence.
+            headers.append((b"Feedback-ID", clean_header_text(feedback_id).encode("ascii")))
+        else:
+            headers += [
+                (b"List-Id", list_id),
+                (b"List-Unsubscribe-Post", b"List-Unsubscribe=One-Click"),
+                (b"Feedback-ID", clean_header_text(feedback_id).encode("ascii")),
+                (b"Precedence", b"bulk"),
+            ]
+        headers.append((b"MIME-Version", b"1.0"))
         text_head = (
             b'Content-Type: text/plain; charset="utf-8"\r\n'
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
@@ -388,7 +399,8 @@ class MessageShape:
             self._after_html = CRLF + delim + b"--" + CRLF
         self._fixed_headers = b"".join(n + b": " + v + CRLF for n, v in headers) + CRLF
         # The signature's fixed part (canonical fixed headers, h=) is prepared once per run.
-        self._signature = dkim.prepare(_VARYING, headers) if dkim is not None else None
+        varying_names = _VARYING_TRANSACTIONAL if transactional else _VARYING
+        self._signature = dkim.prepare(varying_names, headers) if dkim is not None else None
         # Encoded parts carry no whitespace run (escape_leading_dots), so the signer can hash
         # the body as it is; the first body of the run is checked in full to make sure.
         self._canonical: bool | None = None
@@ -399,11 +411,16 @@ class MessageShape:
         to: str,
         subject: bytes,
         message_id: str,
-        list_unsubscribe: bytes,
+        list_unsubscribe: bytes | None,
         text_qp: bytes,
         html_qp: bytes,
     ) -> bytes:
-        """The message bytes; `subject` is already header-encoded, bodies already QP."""
+        """The message bytes; `subject` is already header-encoded, bodies already QP.
+        `list_unsubscribe` is None for transactional mail (no List-Unsubscribe)."""
+        if self.transactional:
+            list_unsubscribe = None
+        elif list_unsubscribe is None:
+            raise ValueError("campaign mail needs List-Unsubscribe")
         if self._signature is None:
             return b"".join(
                 (
@@ -415,8 +432,10 @@ class MessageShape:
                     self.date.now(),
                     b"\r\nMessage-ID: <",
                     message_id.encode("ascii"),
-                    b">\r\nList-Unsubscribe: ",
-                    list_unsubscribe,
+                    b">",
+                    b""
+                    if list_unsubscribe is None
+                    else b"\r\nList-Unsubscribe: " + list_unsubscribe,
                     CRLF,
                     self._fixed_headers,
                     self._before_text,
@@ -427,13 +446,14 @@ class MessageShape:
                 )
             )
         body = b"".join((self._before_text, text_qp, self._before_html, html_qp, self._after_html))
-        varying = (
+        varying: tuple[tuple[bytes, bytes], ...] = (
             (b"To", check_address(to).encode("ascii")),
             (b"Subject", subject),
             (b"Date", self.date.now()),
             (b"Message-ID", b"<" + message_id.encode("ascii") + b">"),
-            (b"List-Unsubscribe", list_unsubscribe),
         )
+        if list_unsubscribe is not None:
+            varying += ((b"List-Unsubscribe", list_unsubscribe),)
         head = b"".join([n + b": " + v + CRLF for n, v in varying])
         if self._canonical is None:
             self._canonical = body_is_canonical(body)

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from mjml import IncludeLoader
 
 CONTENT_VERSION = 1
+# The public membership form (mailer.web.public.apply), for `links.apply`.
+APPLY_PATH = "/chceme-byt-clenem"
 # The names a template may use (checked by `campaigns check`).
 TEMPLATE_VALUES: dict[str, str] = {
     "salutation": "oslovení v 5. pádě, např. „Vážená paní ředitelko,“",
@@ -59,7 +61,7 @@ TEMPLATE_VALUES: dict[str, str] = {
     "event": "title, start, end, venue, address, registration_url, description, "
     "to_be_confirmed, sessions (title, start, end, venue, address)",
     "sender": "name, email, web, web_label, ico, seat",
-    "links": "unsubscribe, preferences, web_version",
+    "links": "unsubscribe, preferences, web_version, apply (přihláška do SDRUK, předvyplněná)",
     "subject": "předmět zprávy",
     "preheader": "úvodní text (náhled v poštovním programu)",
     "plural": "plural(n, 'knihovna', 'knihovny', 'knihoven')",
@@ -646,6 +648,7 @@ class Composer:
         self.sender_domain = self.settings.sender_domain
         self.unsubscribe_mailbox = self.settings.unsubscribe_mailbox
         self.tracking = Tracking(content["tracking"])
+        self.transactional = bool(content.get("transactional"))
         self.links: list[str] = list(content["links"])
 
         html_env = make_environment(autoescape=True)
@@ -713,6 +716,7 @@ class Composer:
             + f" <{content['list_id']}>".encode(),
             "feedback_id": content["feedback_id"],
             "attachments": attachments,
+            "transactional": self.transactional,
         }
         self._shape: MessageShape | None = None
 
@@ -779,7 +783,12 @@ class Composer:
             ctx["contact"] = _Fields(first_name="", last_name="", email="", role="", legal_basis="")
             ctx["library"] = _Fields(name="", town="", region="", type="", member=False)
             web = self.settings.sender_web
-            ctx["links"] = _Fields(unsubscribe=web, preferences=web, web_version=self._anon_web)
+            ctx["links"] = _Fields(
+                unsubscribe=web,
+                preferences=web,
+                web_version=self._anon_web,
+                apply=f"{base}{APPLY_PATH}",
+            )
             ctx.update(_link_values(self._anon_links or self.links))
             ctx["_o"] = None
             token = ""
@@ -824,6 +833,8 @@ class Composer:
                 unsubscribe=self._link(f"{base}/u/{token}"),
                 preferences=self._link(f"{base}/p/{sign(Purpose.PREFERENCES, oid)}"),
                 web_version=web,
+                # The membership form, pre-filled for this recipient and credited to this run.
+                apply=self._link(f"{base}{APPLY_PATH}/{sign(Purpose.APPLY, oid)}"),
             )
         if self._subject is not None:
             ctx["subject"] = self._subject
@@ -842,10 +853,14 @@ class Composer:
         subject = self._subject_bytes or encode_header_text(ctx["subject"])
         oid = recipient.outbox_id
         unsubscribe = (
-            f"<{self.base_url}/u/{token}>,\r\n "
-            f"<mailto:{self.unsubscribe_mailbox}+{self._sign_address(Purpose.UNSUBSCRIBE, oid)}"
-            f"@{self.bounce_domain}>"
-        ).encode("ascii")
+            None
+            if self.transactional
+            else (
+                f"<{self.base_url}/u/{token}>,\r\n "
+                f"<mailto:{self.unsubscribe_mailbox}+"
+                f"{self._sign_address(Purpose.UNSUBSCRIBE, oid)}@{self.bounce_domain}>"
+            ).encode("ascii")
+        )
         message_id = f"sdruk.{self.run_id}.{oid}.{self._message_id_nonce}@{self.sender_domain}"
         data = self.shape.build(
             to=to,

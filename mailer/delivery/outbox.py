@@ -32,7 +32,9 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
+from mailer.audience.contacts import address_hash
 from mailer.models import (
+    TRANSACTIONAL_TOPIC,
     Contact,
     ContactStatus,
     Library,
@@ -195,7 +197,6 @@ def claim(
         )
     if not rows:
         return ClaimResult([], 0, set())
-    rows.sort(key=lambda r: r.id)
     run_ids = {r.run_id for r in rows}
     conn.execute(
         sa.update(runs)
@@ -211,6 +212,8 @@ def claim(
             contents[run_id] = content or {}
             topics[run_id] = contents[run_id].get("topic")
 
+    # Transactional mail first (a person waits for it), then in id order.
+    rows.sort(key=lambda r: (topics.get(r.run_id) != TRANSACTIONAL_TOPIC, r.id))
     people, verdicts = _verdicts(conn, rows, topics)
     messages: list[Claimed] = []
     skips: dict[str, list[int]] = defaultdict(list)
@@ -219,7 +222,7 @@ def claim(
         if key is not None:
             skips[key].append(r.id)
             continue
-        contact, library = people[r.contact_id]
+        contact, library = people.get(r.contact_id, (None, None))
         messages.append(
             Claimed(r.id, r.run_id, r.email, r.attempts, r.possible_duplicate, contact, library)
         )
@@ -243,7 +246,12 @@ def _verdicts(
     people, suppressed, leaving = _load_people(conn, contact_ids, run_topics)
     opted_out = _opted_out(conn, leaving) if leaving else set()
     verdicts: dict[int, str] = {}
+    asked = [r for r in rows if topics.get(r.run_id) == TRANSACTIONAL_TOPIC]
+    if asked:
+        verdicts.update(_transactional_verdicts(conn, asked, people))
     for r in rows:
+        if topics.get(r.run_id) == TRANSACTIONAL_TOPIC:
+            continue
         person = people.get(r.contact_id) if r.contact_id is not None else None
         if person is None:
             verdicts[r.id] = "erased"
@@ -260,11 +268,43 @@ def _verdicts(
     return people, verdicts
 
 
+def _transactional_verdicts(
+    conn: Connection, rows: Sequence[Any], people: dict[int, tuple[Any, Any]]
+) -> dict[int, str]:
+    """Mail a person asked for goes to an unsubscribed contact, to one without a legal basis
+    for campaigns and to an address that is no contact at all; not to an address that
+    bounced, complained, was erased or was blocked by staff."""
+    hashes = {r.id: address_hash(r.email) for r in rows}
+    blocked = {
+        row.address_hash
+        for row in conn.execute(
+            sa.select(suppressions.c.address_hash, suppressions.c.reason).where(
+                suppressions.c.address_hash.in_(sorted(set(hashes.values()))),
+                suppressions.c.reason != ContactStatus.UNSUBSCRIBED.value,
+            )
+        )
+    }
+    verdicts: dict[int, str] = {}
+    for r in rows:
+        person = people.get(r.contact_id) if r.contact_id is not None else None
+        if r.contact_id is not None and person is None:
+            verdicts[r.id] = "erased"
+        elif person is not None and person[0].status in (
+            ContactStatus.BOUNCED.value,
+            ContactStatus.COMPLAINED.value,
+        ):
+            verdicts[r.id] = person[0].status
+        elif hashes[r.id] in blocked:
+            verdicts[r.id] = "suppressed"
+    return verdicts
+
+
 @dataclass(slots=True, frozen=True)
 class _Held:
     id: int
     run_id: int
     contact_id: int | None
+    email: str
 
 
 def recheck(
@@ -274,7 +314,8 @@ def recheck(
     for each one whose contact left since its claim. Writes nothing; the worker settles them
     as skipped through its usual group commit."""
     held = [
-        _Held(m.id, m.run_id, m.contact.id if m.contact is not None else None) for m in messages
+        _Held(m.id, m.run_id, m.contact.id if m.contact is not None else None, m.email)
+        for m in messages
     ]
     _, verdicts = _verdicts(conn, held, topics)
     return {message_id: SKIP_REASONS[key] for message_id, key in verdicts.items()}

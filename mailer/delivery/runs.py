@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.delivery import outbox as ob
 from mailer.models import (
+    TRANSACTIONAL_CAMPAIGN,
     AuditEntry,
     MessageStatus,
     RunStatus,
@@ -557,7 +558,12 @@ def list_runs(engine: Engine, limit: int = 50) -> list[RunProgress]:
     """The latest runs with their counts (one grouped query for all of them)."""
     o = ob.outbox
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(ob.runs).order_by(ob.runs.c.id.desc()).limit(limit)).all()
+        rows = conn.execute(
+            sa.select(ob.runs)
+            .where(ob.runs.c.campaign != TRANSACTIONAL_CAMPAIGN)
+            .order_by(ob.runs.c.id.desc())
+            .limit(limit)
+        ).all()
         ids = [r.id for r in rows]
         counts: dict[int, dict[str, int]] = {i: {} for i in ids}
         if ids:

@@ -643,7 +643,13 @@ class Worker:
             try:
                 from mailer.compose.render import Recipient
 
-                recipient = Recipient.from_rows(message.id, message.contact, message.library)
+                recipient = (
+                    Recipient.from_rows(message.id, message.contact, message.library)
+                    if message.contact is not None
+                    # Transactional mail to an address that is no contact (a sign-up to
+                    # confirm): the neutral salutation.
+                    else Recipient(outbox_id=message.id, email=message.email)
+                )
                 composed = self._composers[message.run_id].message(recipient)
             except Exception as exc:
                 # A message that cannot be built fails alone, with the reason; a broken

@@ -21,7 +21,7 @@ from mailer.db import get_engine
 from mailer.events.record import EventWriter
 from mailer.settings import get_settings
 from mailer.tokens import default_signer
-from mailer.web import invalid, media, pages, tracking, unsubscribe
+from mailer.web import invalid, media, pages, public, tracking, unsubscribe
 from mailer.web.limits import BodySizeLimit
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
     app.include_router(tracking.router)
     app.include_router(unsubscribe.router)
     app.include_router(media.router)
+    app.include_router(public.router)
     # The staff console (mailer/web/console) mounts its routes under /console.
     _include_console(app)
     return app

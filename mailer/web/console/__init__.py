@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from mailer.web.console import (
     admin,
+    applications,
     campaigns,
     contacts,
     dashboard,
@@ -20,7 +21,7 @@ from mailer.web.console.demo import ensure_demo_admin
 
 router = APIRouter(prefix="/console", tags=["console"])
 # Order matters where paths overlap: /runs/{id}/results before the generic run routes.
-MODULES = (signin, dashboard, imports, contacts, segments, results, campaigns, admin)
+MODULES = (signin, dashboard, imports, contacts, applications, segments, results, campaigns, admin)
 for _module in MODULES:
     router.include_router(_module.router)
 

@@ -28,6 +28,8 @@ ACTION_LABELS = {
     "contact_edit": "úprava kontaktu",
     "resubscribe": "opětovné přihlášení se souhlasem",
     "membership": "zápis členství",
+    "application_rejected": "zamítnutí přihlášky",
+    "application_library": "přiřazení přihlášky ke knihovně",
     "segment_save": "uložení segmentu",
     "segment_delete": "smazání segmentu",
     "suppress": "přidání na seznam blokovaných adres",

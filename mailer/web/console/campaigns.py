@@ -27,6 +27,7 @@ from mailer.compose.render import Composer, Recipient, freeze
 from mailer.delivery import runs
 from mailer.delivery.transport import transport_from_url
 from mailer.models import (
+    CAMPAIGN_RUNS,
     Contact,
     Library,
     MessageStatus,
@@ -113,7 +114,7 @@ def audience_contacts(
 
 def _runs_by_campaign(session: Session) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {}
-    for run in session.exec(select(Run).order_by(col(Run.id))).all():
+    for run in session.exec(select(Run).where(CAMPAIGN_RUNS).order_by(col(Run.id))).all():
         runs.setdefault(run.campaign, []).append(run)
     return runs
 
@@ -474,7 +475,9 @@ def _run_or_404(session: Session, run_id: int) -> Run:
 
 @router.get("/runs", response_class=HTMLResponse)
 def run_list(request: Request, staff: Reader, session: DB) -> HTMLResponse:
-    runs = session.exec(select(Run).order_by(col(Run.id).desc()).limit(200)).all()
+    runs = session.exec(
+        select(Run).where(CAMPAIGN_RUNS).order_by(col(Run.id).desc()).limit(200)
+    ).all()
     return page(
         request,
         "runs.html",

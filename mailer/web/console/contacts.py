@@ -21,7 +21,6 @@ from mailer.models import (
     ContactStatus,
     ContactTag,
     Event,
-    EventKind,
     LegalBasisRecord,
     Library,
     OutboxMessage,
@@ -31,6 +30,7 @@ from mailer.models import (
     Topic,
     TopicOptOut,
 )
+from mailer.signups.membership import record_membership
 from mailer.web.console import integration
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import DB, Admin, Editor, Reader
@@ -378,24 +378,13 @@ def library_membership(
 ) -> Response:
     """The library joined SDRUK: reminders stop and the joining counts for the last campaign."""
     library = _library_or_404(session, library_id)
-    now = datetime.now(UTC)
-    library.is_member = True
-    library.member_since = member_since or now.year
-    library.joined_at = now
-    library.updated_at = now
-    session.add(library)
-    if contact_id is None:
-        contact_id = session.exec(
-            select(Contact.id).where(Contact.library_id == library_id).order_by(col(Contact.id))
-        ).first()
-    run_id = integration.latest_run_for_library(session, library_id)
-    integration.record_event(
+    record_membership(
         session,
-        EventKind.JOINED,
-        contact_id,
-        run_id=run_id,
-        detail={"library_id": library_id, "by": staff.email, "note": note},
+        library,
+        actor=staff.email,
+        member_since=member_since,
+        contact_id=contact_id,
+        note=note,
     )
-    audit(session, staff.email, "membership", library.name, library_id=library_id, run_id=run_id)
     session.commit()
     return RedirectResponse(f"/console/libraries/{library_id}?notice=member", status_code=303)

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
 from mailer.models import (
+    CAMPAIGN_RUNS,
     AuditEntry,
     Contact,
     Library,
@@ -52,7 +53,9 @@ def dashboard(request: Request, staff: Reader, session: DB) -> HTMLResponse:
         sa.select(sa.func.count()).select_from(Library).where(col(Library.is_member))
     ).scalar_one()
     suppressed = session.execute(sa.select(sa.func.count()).select_from(Suppression)).scalar_one()
-    runs = session.exec(select(Run).order_by(Run.id.desc()).limit(8)).all()  # type: ignore[union-attr]
+    runs = session.exec(
+        select(Run).where(CAMPAIGN_RUNS).order_by(col(Run.id).desc()).limit(8)
+    ).all()
     counts = run_counts(session, [r.id for r in runs if r.id is not None])
     upcoming = session.exec(
         select(ScheduledStep)

@@ -12,8 +12,6 @@ from mailer.models import (
     Contact,
     Event,
     EventKind,
-    OutboxMessage,
-    Run,
     Topic,
 )
 
@@ -50,20 +48,6 @@ def opt_out_topic(session: Session, contact_id: int, topic: str, source: str) ->
 
 def opt_in_topic(session: Session, contact_id: int, topic: str, source: str) -> None:
     record.opt_in_topic(session, contact_id, Topic(topic), source)
-
-
-def latest_run_for_library(session: Session, library_id: int) -> int | None:
-    """The most recent run that mailed someone at this library: what a joining is credited to."""
-    row = session.exec(
-        select(OutboxMessage.run_id)
-        .join(Contact, Contact.id == OutboxMessage.contact_id)  # type: ignore[arg-type]
-        .join(Run, Run.id == OutboxMessage.run_id)  # type: ignore[arg-type]
-        .where(Contact.library_id == library_id)
-        .where(OutboxMessage.status == "sent")
-        .order_by(OutboxMessage.sent_at.desc())  # type: ignore[union-attr]
-        .limit(1)
-    ).first()
-    return row
 
 
 def contact_events(session: Session, contact_id: int) -> list[Event]:

@@ -63,6 +63,7 @@ EVENT_LABELS = {
     EventKind.COMPLAINT: "stížnost",
     EventKind.REGISTERED: "registrace na akci",
     EventKind.JOINED: "vstup do SDRUK",
+    EventKind.APPLIED: "přihláška do SDRUK",
 }
 STEP_STATUS_LABELS = {
     "pending": "čeká na spuštění",

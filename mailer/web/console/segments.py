@@ -22,6 +22,7 @@ from mailer.audience.segments import (
 )
 from mailer.compose.campaigns import blueprint_slugs
 from mailer.models import (
+    CAMPAIGN_RUNS,
     LIBRARY_TYPE_LABELS,
     TOPIC_LABELS,
     Contact,
@@ -142,7 +143,7 @@ def evaluate(session: Session, definition: dict[str, Any], campaign: str | None)
 
 
 def _campaigns(session: Session) -> list[str]:
-    names = set(session.exec(select(Run.campaign).distinct()).all())
+    names = set(session.exec(select(Run.campaign).where(CAMPAIGN_RUNS).distinct()).all())
     # Folder names only: a broken blueprint must not take the segment builder down.
     names |= set(blueprint_slugs())
     return sorted(names)

@@ -1,0 +1,255 @@
+"""Membership: recording that a library joined (the console's "Zaznamenat vstup do SDRUK" and
+an approved application alike) and the applications sent from the public form.
+
+An application counts as the recruitment reminders' goal the moment it is stored (see
+`mailer.audience.engagement`, field `joined`), so no reminder asks a library that just
+applied to apply; a rejected one stops counting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailer.audience.contacts import address_hash
+from mailer.delivery.transactional import enqueue
+from mailer.events.record import record_event
+from mailer.models import (
+    ApplicationStatus,
+    AuditEntry,
+    Contact,
+    EventKind,
+    Library,
+    MembershipApplication,
+    OutboxMessage,
+    Run,
+    utcnow,
+)
+from mailer.settings import get_settings
+from mailer.signups import notices
+
+
+class ApplicationError(ValueError):
+    """An application that cannot be decided as asked (Czech message for staff)."""
+
+
+def latest_run_for_library(session: Session, library_id: int) -> int | None:
+    """The most recent run that mailed someone at this library: what a joining is credited to
+    when nothing more precise is known."""
+    row = session.exec(
+        select(OutboxMessage.run_id)
+        .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
+        .join(Run, col(Run.id) == col(OutboxMessage.run_id))
+        .where(Contact.library_id == library_id)
+        .where(OutboxMessage.status == "sent")
+        .order_by(col(OutboxMessage.sent_at).desc())
+        .limit(1)
+    ).first()
+    return row
+
+
+def _audit(session: Session, actor: str, action: str, target: str, **detail: Any) -> None:
+    session.add(AuditEntry(actor=actor, action=action, target=target[:300], detail=detail))
+
+
+def record_membership(
+    session: Session,
+    library: Library,
+    *,
+    actor: str,
+    member_since: int | None = None,
+    contact_id: int | None = None,
+    note: str = "",
+    run_id: int | None = None,
+    now: datetime | None = None,
+) -> int | None:
+    """The library joined SDRUK: it becomes a member, reminders stop, and a JOINED event credits
+    the joining to `run_id` (else to the last run that mailed the library). Returns that run.
+    The caller commits."""
+    assert library.id is not None
+    now = now or datetime.now(UTC)
+    library.is_member = True
+    library.member_since = member_since or now.year
+    library.joined_at = now
+    library.updated_at = now
+    session.add(library)
+    if contact_id is None:
+        contact_id = session.exec(
+            select(Contact.id).where(Contact.library_id == library.id).order_by(col(Contact.id))
+        ).first()
+    if run_id is None:
+        run_id = latest_run_for_library(session, library.id)
+    record_event(
+        session,
+        EventKind.JOINED,
+        contact_id=contact_id,
+        run_id=run_id,
+        detail={"library_id": library.id, "by": actor, "note": note},
+        occurred_at=now,
+    )
+    _audit(session, actor, "membership", library.name, library_id=library.id, run_id=run_id)
+    return run_id
+
+
+@dataclass(frozen=True)
+class Applicant:
+    """What the public form sends, already checked by the page."""
+
+    library_name: str
+    library_type: str
+    region: str
+    town: str
+    siglum: str
+    contact_name: str
+    contact_role: str
+    email: str
+    phone: str
+    ico: str
+    dic: str
+    billing_address: str
+    consent_text: str
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an application came from: the campaign message whose link was followed, if any."""
+
+    outbox_id: int | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def library_by_siglum(session: Session, siglum: str) -> Library | None:
+    siglum = siglum.strip().upper()
+    if not siglum:
+        return None
+    return session.exec(select(Library).where(col(Library.siglum) == siglum)).first()
+
+
+def already_applied(session: Session, outbox_id: int) -> bool:
+    return (
+        session.exec(
+            select(MembershipApplication.id).where(MembershipApplication.outbox_id == outbox_id)
+        ).first()
+        is not None
+    )
+
+
+def submit(session: Session, applicant: Applicant, origin: Origin) -> MembershipApplication:
+    """Store a pending application, count it as the library's reminders' goal at once, confirm
+    it to the applicant and tell staff. The caller commits (and catches a second application
+    from the same campaign message, refused by the unique outbox id)."""
+    contact_id = library_id = run_id = None
+    step = None
+    if origin.outbox_id is not None:
+        message = session.get(OutboxMessage, origin.outbox_id)
+        if message is not None:
+            run = session.get(Run, message.run_id)
+            run_id, step = message.run_id, run.step if run else None
+            contact_id = message.contact_id
+            contact = session.get(Contact, contact_id) if contact_id else None
+            library_id = contact.library_id if contact else None
+    if library_id is None:
+        found = library_by_siglum(session, applicant.siglum)
+        library_id = found.id if found else None
+    if contact_id is None:
+        digest = address_hash(applicant.email)
+        contact_id = session.exec(select(Contact.id).where(Contact.address_hash == digest)).first()
+    application = MembershipApplication(
+        library_id=library_id,
+        contact_id=contact_id,
+        outbox_id=origin.outbox_id,
+        run_id=run_id,
+        step=step,
+        library_name=applicant.library_name,
+        library_type=applicant.library_type,
+        region=applicant.region,
+        town=applicant.town,
+        siglum=applicant.siglum.strip().upper(),
+        contact_name=applicant.contact_name,
+        contact_role=applicant.contact_role,
+        email=applicant.email,
+        phone=applicant.phone,
+        ico=applicant.ico,
+        dic=applicant.dic,
+        billing_address=applicant.billing_address,
+        consent_text=applicant.consent_text,
+        ip=origin.ip,
+        user_agent=(origin.user_agent or "")[:300] or None,
+    )
+    session.add(application)
+    session.flush()
+    assert application.id is not None
+    record_event(
+        session,
+        EventKind.APPLIED,
+        contact_id=contact_id,
+        run_id=run_id,
+        outbox_id=origin.outbox_id,
+        detail={"application_id": application.id, "library_id": library_id, "step": step},
+    )
+    enqueue(session, notices.application_received(application), email=application.email)
+    enqueue(session, notices.application_for_staff(application), email=get_settings().staff_email)
+    return application
+
+
+def decide(
+    session: Session, application_id: int, *, approve: bool, actor: str, note: str = ""
+) -> MembershipApplication:
+    """Staff approve (membership is recorded as the console records it) or reject a pending
+    application. Raises ApplicationError when it is not pending or has no library."""
+    application = session.exec(
+        select(MembershipApplication)
+        .where(MembershipApplication.id == application_id)
+        .with_for_update()
+    ).first()
+    if application is None:
+        raise ApplicationError("Přihláška neexistuje.")
+    if application.status != ApplicationStatus.PENDING:
+        raise ApplicationError("O přihlášce už bylo rozhodnuto.")
+    now = utcnow()
+    if approve:
+        library = session.get(Library, application.library_id) if application.library_id else None
+        if library is None:
+            raise ApplicationError(
+                "Knihovna přihlášky není v adresáři: nejprve ji přiřaďte (podle sigly), "
+                "pak přihlášku schvalte."
+            )
+        record_membership(
+            session,
+            library,
+            actor=actor,
+            contact_id=application.contact_id,
+            note=note or f"schválená přihláška č. {application.id}",
+            run_id=application.run_id,
+            now=now,
+        )
+        application.status = ApplicationStatus.APPROVED
+    else:
+        application.status = ApplicationStatus.REJECTED
+        _audit(session, actor, "application_rejected", application.library_name, note=note)
+    application.decided_at = now
+    application.decided_by = actor
+    application.decision_note = note[:1000]
+    session.add(application)
+    session.flush()
+    return application
+
+
+def assign_library(
+    session: Session, application_id: int, siglum: str, *, actor: str
+) -> MembershipApplication:
+    """Staff link a pending application to a directory library by its siglum."""
+    application = session.get(MembershipApplication, application_id)
+    if application is None:
+        raise ApplicationError("Přihláška neexistuje.")
+    library = library_by_siglum(session, siglum)
+    if library is None:
+        raise ApplicationError(f"Knihovna se siglou „{siglum.strip().upper()}“ v adresáři není.")
+    application.library_id = library.id
+    session.add(application)
+    _audit(session, actor, "application_library", library.name, application_id=application_id)
+    session.flush()
+    return application

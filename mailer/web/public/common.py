@@ -1,0 +1,95 @@
+"""What the public pages' routes share: rendering a page with a protected form, reading such a
+form back (refusing what the guard refuses), and the short answer pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
+
+from mailer.web import pages
+from mailer.web.public import guard
+
+# Answer pages: (title, text). One per outcome, the same for everyone who gets there.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "applied": (
+        "Děkujeme za přihlášku",
+        "Přihlášku jsme přijali. Na zadanou adresu jsme poslali potvrzení s jejím obsahem. "
+        "O výsledku vás budeme informovat e-mailem.",
+    ),
+    "used": (
+        "Přihláška už byla odeslána",
+        "Z tohoto odkazu už přihláška odešla, podruhé ji odeslat nelze. Pokud potřebujete "
+        "údaje opravit, napište nám prosím.",
+    ),
+    "throttled": (
+        "Příliš mnoho odeslání",
+        "Z vaší adresy přišlo v krátké době příliš mnoho formulářů. Zkuste to prosím znovu "
+        "za hodinu, nebo nám napište e-mailem.",
+    ),
+    "csrf": (
+        "Formulář vypršel",
+        "Formulář byl otevřen příliš dávno nebo v jiném okně. Načtěte prosím stránku znovu "
+        "a odešlete ho ještě jednou; nic se neuložilo.",
+    ),
+    "pow": (
+        "Ověření se nezdařilo",
+        "Formulář potřebuje krátké ověření, které počítá váš prohlížeč (JavaScript). "
+        "Načtěte prosím stránku znovu, počkejte na „Ověřeno“ a odešlete ji; nic se neuložilo.",
+    ),
+    "too_large": (
+        "Formulář je příliš velký",
+        "Odeslaný formulář je větší, než jaký může z této stránky přijít. Zkraťte prosím "
+        "delší texty a odešlete ho znovu; nic se neuložilo.",
+    ),
+    "bot": (
+        "Formulář nelze přijmout",
+        "Formulář obsahoval pole, které lidé nevyplňují. Pokud jste ho odeslali vy, "
+        "napište nám prosím e-mailem.",
+    ),
+}
+
+
+def form_page(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """A page with a protected form: CSRF cookie, honeypot and proof-of-work challenge."""
+    protection, nonce, fresh = guard.form_context(request)
+    response = pages.render(request, template, {**context, **protection}, status_code)
+    response.headers["content-security-policy"] = guard.PAGE_CSP_WITH_SCRIPT
+    if fresh:
+        guard.set_form_cookie(response, nonce, request)
+    return response
+
+
+def message_page(
+    request: Request,
+    kind: str,
+    *,
+    status_code: int = 200,
+    context: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    title, text = MESSAGES[kind]
+    return pages.render(
+        request,
+        "public/message.html",
+        {"title": title, "text": text, "kind": kind, **(context or {})},
+        status_code,
+    )
+
+
+async def read_protected_form(request: Request) -> FormData | HTMLResponse:
+    """The posted form, or the Czech page saying why it is refused (nothing is stored)."""
+    form = await guard.read_form(request)
+    if form is None:
+        return message_page(request, "too_large", status_code=413)
+    refusal = guard.check_protection(request, form)
+    if refusal is not None:
+        return message_page(request, refusal, status_code=400 if refusal != "csrf" else 403)
+    return form
+
+
+def throttled(request: Request, family: str, email: str | None) -> bool:
+    return guard.throttled(request, family, email)
