@@ -1,4 +1,5 @@
-"""`sdruk demo`: loads the fictional directory of Czech libraries and prints what is there."""
+"""`sdruk demo`: loads the fictional directory of Czech libraries, sets the demo campaigns'
+schedule relative to today with a past run to look at (mailer.demo), and prints what is there."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.audience.contacts import ImportFileError, import_contacts
+from mailer.compose.czech import format_moment, plural
 from mailer.db import get_engine
+from mailer.demo import RECRUITMENT, prepare_demo
 from mailer.migrations import upgrade
 from mailer.models import LIBRARY_TYPE_LABELS, Contact, ContactStatus, Library, LibraryType
+from mailer.scheduling.clock import SystemClock
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "libraries.csv"
 
@@ -40,6 +44,7 @@ def demo() -> None:
         f"změněné {report.updated}, beze změny {report.unchanged}, "
         f"odmítnuté {len(report.rejected)}."
     )
+    story = prepare_demo(engine, now=SystemClock().now())
     col = sa.literal_column
     with engine.connect() as session:
         by_type: dict[str, int] = dict(
@@ -84,3 +89,19 @@ def demo() -> None:
         f"Členské knihovny SDRUK: [bold]{members}[/bold] "
         f"(kontaktů v nich: {member_contacts}); nečlenské: {sum(by_type.values()) - members}."
     )
+    if story.shift is not None and story.moved:
+        weeks = story.shift.days // 7
+        console.print(
+            f"Termíny ukázkových kampaní jsou posunuty o {weeks} "
+            f"{plural(abs(weeks), 'týden', 'týdny', 'týdnů')}, aby navazovaly na dnešek "
+            "(nová verze každé kampaně v databázi; soubory v campaigns/ zůstávají beze změny)."
+        )
+    if story.run_id is not None and story.launched_at is not None:
+        when = format_moment(story.launched_at)
+        messages = plural(story.sent, "zpráva", "zprávy", "zpráv")
+        joined = plural(story.joined, "knihovna", "knihovny", "knihoven")
+        console.print(
+            f"Ukázková rozesílka kampaně {RECRUITMENT} proběhla {when}: odesláno {story.sent} "
+            f"{messages}, do SDRUK od té doby vstoupily {story.joined} {joined}. Výsledky "
+            f"najdete v konzoli u rozesílky {story.run_id}, připomínky v sdruk schedule."
+        )

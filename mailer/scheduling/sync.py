@@ -155,6 +155,9 @@ def _sync_one(engine: Engine, blueprint: Any, report: SyncReport) -> None:
     gone = [name for name in rows if name not in names]
     if gone:
         _delete_pending(engine, slug, gone, report)
+    if launch_row is None:
+        # Steps inserted just now may already have their run (launched by hand before).
+        adopt_runs(engine, _Known(blueprint), campaign=slug)
 
 
 def move_pending(engine: Engine, step_id: int | None, due: datetime) -> None:
