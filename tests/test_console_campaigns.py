@@ -368,6 +368,10 @@ def test_it_shows_one_time_per_step_after_a_launch_by_hand(
     assert rows["pripominka"].due_at == due and rows["pripominka"].status == "pending"
     page = client.get(f"/console/campaigns/{CAMPAIGN}").text
     table = page.split("Kroky kampaně", 1)[1]
-    reminder_row = table.split("„pripominka“", 1)[1].split("</tr>", 1)[0]
+    from mailer.compose.step_labels import describe_step
+
+    reminder = describe_step(blueprint.step("pripominka"))
+    last_call = describe_step(blueprint.step("posledni-vyzva"))
+    reminder_row = table.split(reminder, 1)[1].split("</tr>", 1)[0]
     assert fmt_dt(due) in reminder_row
-    assert "zmeškáno" not in table.split("„posledni-vyzva“", 1)[0]
+    assert "zmeškáno" not in table.split(last_call, 1)[0]

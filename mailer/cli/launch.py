@@ -17,6 +17,7 @@ from mailer.cli.contacts import require_schema
 from mailer.compose.campaigns import BlueprintError, load_blueprint
 from mailer.compose.check import check_blueprint
 from mailer.compose.czech import format_moment
+from mailer.compose.step_labels import step_names
 from mailer.db import get_engine
 from mailer.delivery.runs import BlueprintRejected, launch, window_start
 from mailer.models import utcnow
@@ -101,9 +102,10 @@ def launch_cmd(
             )
         )
         return
+    title, label = step_names(slug, step)
     if result.created:
         console.print(
-            f"Spuštěno: rozesílka [bold]{result.run_id}[/bold] kampaně {slug} / {step}, "
+            f"Spuštěno: rozesílka [bold]{result.run_id}[/bold], {title} – {label}, "
             f"příjemců: [bold]{result.recipients}[/bold]. Odeslat: sdruk send"
         )
         if result.starts_at and result.starts_at > moment:
@@ -116,6 +118,6 @@ def launch_cmd(
             console.print("Odesílá se hned, mimo okno pro odesílání (zvoleno --ihned).")
     else:
         console.print(
-            f"Krok {step} kampaně {slug} už byl spuštěn (rozesílka {result.run_id}, "
+            f"{title} – {label}: už spuštěno (rozesílka {result.run_id}, "
             f"příjemců {result.recipients}); nic se nezměnilo."
         )

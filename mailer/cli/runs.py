@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli.contacts import require_schema
+from mailer.compose.step_labels import step_names
 from mailer.db import get_engine
 from mailer.delivery.runs import (
     RunProgress,
@@ -52,7 +53,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def _show(p: RunProgress) -> None:
-    table = Table(title=f"Rozesílka {p.run_id}: {p.campaign} / {p.step}")
+    campaign, step = step_names(p.campaign, p.step)
+    table = Table(title=f"Rozesílka {p.run_id}: {campaign} – {step}")
     table.add_column("Stav zprávy")
     table.add_column("Počet", justify="right")
     for status, label in MESSAGE_LABELS.items():

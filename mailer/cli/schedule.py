@@ -14,6 +14,7 @@ from rich.table import Table
 
 from mailer.cli.contacts import require_schema
 from mailer.compose.czech import count_noun, format_moment
+from mailer.compose.step_labels import step_names
 from mailer.csvfiles import ImportFileError
 from mailer.db import get_engine
 from mailer.scheduling.clock import SystemClock
@@ -40,7 +41,8 @@ def _row(table: Table, view: StepView, *, with_audience: bool) -> None:
         if with_audience
         else ("–" if view.recipients is None else str(view.recipients))
     )
-    table.add_row(view.campaign, view.step, when, people, view.status_label, view.note or "")
+    campaign, step = step_names(view.campaign, view.step)
+    table.add_row(campaign, step, when, people, view.status_label, view.note or "")
 
 
 def _table(title: str, views: list[StepView], *, with_audience: bool) -> Table:
@@ -111,9 +113,20 @@ def sync_cmd(as_json: JsonOpt = False) -> None:
         for line in describe_sync(report):
             console.print(line)
         for s in report.steps:
-            console.print(f"  {s.campaign} / {s.step}: {format_moment(s.due_at)} ({s.change})")
+            campaign, step = step_names(s.campaign, s.step)
+            change = CHANGE_LABELS.get(s.change, s.change)
+            console.print(f"  {campaign} – {step}: {format_moment(s.due_at)} ({change})")
     if report.invalid:
         raise typer.Exit(1)
+
+
+# What `sdruk campaigns sync` did to each step (ScheduledChange.change).
+CHANGE_LABELS = {
+    "new": "nově naplánováno",
+    "moved": "přeplánováno",
+    "same": "beze změny",
+    "done": "už spuštěno",
+}
 
 
 @registrations_app.command("import")

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mailer.cli.contacts import require_schema
 from mailer.cli.runs import app
+from mailer.compose.step_labels import step_names
 from mailer.db import get_engine, session_scope
 from mailer.delivery.runs import status_label
 from mailer.events.stats import GroupStats, RunNotFound, RunStats, run_stats
@@ -25,7 +26,8 @@ def _percent(part: int, whole: int) -> str:
 
 def _summary(stats: RunStats) -> Table:
     status = status_label(stats.status)
-    table = Table(title=f"Běh {stats.run_id}: {stats.campaign} / {stats.step} ({status})")
+    campaign, step = step_names(stats.campaign, stats.step)
+    table = Table(title=f"Rozesílka {stats.run_id}: {campaign} – {step} ({status})")
     table.add_column("Ukazatel")
     table.add_column("Počet", justify="right")
     table.add_column("Podíl", justify="right")

@@ -173,6 +173,27 @@ def campaign_values(blueprint: Blueprint, step_name: str) -> dict[str, Any]:
     }
 
 
+class _PerRecipient(jinja2.ChainableUndefined):
+    """A value that differs per recipient, as a staff page shows it in a subject."""
+
+    def __str__(self) -> str:
+        return "[podle adresáta]"
+
+
+def shown_subject(blueprint: Blueprint, step_name: str = "launch") -> str:
+    """A step's subject as recipients read it, for staff pages: campaign values (event date,
+    names) filled in; anything that differs per recipient reads "[podle adresáta]". A subject
+    that does not render (the check reports why) is shown as written."""
+    source = blueprint.subject_for(blueprint.step(step_name))
+    env = make_environment(autoescape=False)
+    env.undefined = _PerRecipient
+    try:
+        text = env.from_string(source).render(campaign_values(blueprint, step_name))
+    except Exception:
+        return source
+    return " ".join(text.split())
+
+
 def _to_json(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}

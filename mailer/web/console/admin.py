@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +33,7 @@ from mailer.web.console.auth import (
     hash_password,
     validate_password,
 )
+from mailer.web.console.names import Names
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
 
@@ -150,10 +153,20 @@ def audit_log(
         filters={"action": action, "actor": actor},
         page_no=page_no,
         pages=max(1, math.ceil(total / PAGE_SIZE)),
+        namer=Names(session),
     )
 
 
 # --- captured messages (capture:// transport) ------------------------------------------------
+
+
+def _header_date(value: Any) -> datetime | None:
+    # The Date header stays RFC 5322 in the message; the page shows it as a Czech date.
+    try:
+        return parsedate_to_datetime(str(value)) if value else None
+    except (TypeError, ValueError):
+        return None
+
 
 _EML_NAME = re.compile(r"^[A-Za-z0-9@._+-]+\.eml$")
 
@@ -194,7 +207,7 @@ def outbox_list(
                 "name": path.name,
                 "to": str(head.get("X-Envelope-To") or head.get("To", "")),
                 "subject": str(head.get("Subject", "")),
-                "date": str(head.get("Date", "")),
+                "date": _header_date(head.get("Date")),
                 "size": path.stat().st_size,
             }
         )
@@ -248,6 +261,12 @@ def outbox_message(request: Request, name: str, staff: Reader) -> HTMLResponse:
         staff,
         name=name,
         headers=[(k, str(v)) for k, v in message.items()],
+        summary={
+            "from": str(message.get("From", "")),
+            "to": str(message.get("X-Envelope-To") or message.get("To", "")),
+            "subject": str(message.get("Subject", "")),
+            "date": _header_date(message.get("Date")),
+        },
         html=neutralise_tracking(html_part.get_content(), get_settings().base_url)
         if html_part is not None
         else None,

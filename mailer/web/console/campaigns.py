@@ -23,7 +23,7 @@ from mailer.audience.segments import (
     recipients_select,
 )
 from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
-from mailer.compose.render import Composer, Recipient, freeze
+from mailer.compose.render import Composer, Recipient, freeze, shown_subject
 from mailer.delivery import runs
 from mailer.delivery.transport import transport_from_url
 from mailer.models import (
@@ -176,6 +176,7 @@ def campaign_detail(
                 "starts": starts if starts != due else None,
                 "size": size,
                 "problem": problem,
+                "subject": shown_subject(blueprint, step.name),
             }
         )
     return page(

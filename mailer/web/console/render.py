@@ -28,6 +28,7 @@ from mailer.models import (
 from mailer.settings import get_settings
 from mailer.web.console.audit import ACTION_LABELS, ACTOR_LABELS
 from mailer.web.console.auth import CSRF_FIELD, ROLE_LABELS, Staff
+from mailer.web.console.names import Names
 
 CONTACT_STATUS_LABELS = {
     ContactStatus.ACTIVE: "aktivní",
@@ -125,8 +126,9 @@ def plural(count: int | None, one: str, few: str, many: str) -> str:
     return czech_plural(count or 0, one, few, many)
 
 
-def step_label(name: str) -> str:
-    return "hlavní rozeslání" if name == "launch" else f"připomínka „{name}“"
+def step_label(name: str, campaign: str | None = None) -> str:
+    """A step's Czech label (pages get a per-render `Names` that knows the campaigns)."""
+    return Names().step(name, campaign)
 
 
 DETAIL_LABELS = {
@@ -143,13 +145,30 @@ DETAIL_LABELS = {
 }
 
 
+# Where an unsubscribe, resubscribe or registration came from (Event.detail["source"]).
+SOURCE_LABELS = {
+    "page": "odhlašovací stránka",
+    "one-click": "jedním kliknutím v poštovním programu",
+    "preferences": "stránka nastavení odběru",
+    "mailto": "e-mailem na odhlašovací adresu",
+    "arf": "hlášení o stížnosti od poskytovatele",
+    "import": "import ze souboru",
+    "click": "kliknutí na odkaz v e-mailu",
+}
+
+
 def event_detail(detail: dict[str, Any] | None) -> str:
     """An event's detail in words staff read: known keys in Czech, empty and internal ones out."""
     topics = {t.value: label for t, label in TOPIC_LABELS.items()}
     parts = []
     for key, value in (detail or {}).items():
         if key in DETAIL_LABELS and value not in (None, "", [], {}):
-            shown = topics.get(value, value) if key == "topic" else value
+            if key == "topic":
+                shown = topics.get(value, value)
+            elif key == "source":
+                shown = SOURCE_LABELS.get(value, value)
+            else:
+                shown = value
             parts.append(f"{DETAIL_LABELS[key]}: {shown}")
     return "; ".join(parts)
 
@@ -208,7 +227,13 @@ def page(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """A console page; every template gets the request, the signed-in staff and its CSRF token."""
+    """A console page; every template gets the request, the signed-in staff and its CSRF token,
+    and `campaign_name`/`step_label` that show titles and labels instead of slugs."""
+    namer: Names = context.pop("namer", None) or Names()
+    context.setdefault("campaign_name", namer.campaign)
+    context.setdefault("step_label", namer.step)
+    context.setdefault("audit_target", namer.target)
+    context.setdefault("audit_details", namer.details)
     html = (
         environment()
         .get_template(f"console/{template}")

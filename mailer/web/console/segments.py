@@ -32,6 +32,7 @@ from mailer.models import (
 )
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import DB, Editor, Reader
+from mailer.web.console.names import LAUNCH_LABEL, Names, describe_step
 from mailer.web.console.render import LEGAL_BASIS_LABELS, page
 from mailer.web.console.routing import ConsoleRoute
 
@@ -142,11 +143,18 @@ def evaluate(session: Session, definition: dict[str, Any], campaign: str | None)
     return {"count": total, "sample": sample, "error": None, "toml": to_toml(definition)}
 
 
-def _campaigns(session: Session) -> list[str]:
-    names = set(session.exec(select(Run.campaign).where(CAMPAIGN_RUNS).distinct()).all())
+def _campaigns(session: Session) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(slug, title, [(step, its Czech label)]) of every campaign, for the builder's selects."""
+    slugs = set(session.exec(select(Run.campaign).where(CAMPAIGN_RUNS).distinct()).all())
     # Folder names only: a broken blueprint must not take the segment builder down.
-    names |= set(blueprint_slugs())
-    return sorted(names)
+    slugs |= set(blueprint_slugs())
+    namer = Names()
+    found = []
+    for slug in sorted(slugs):
+        blueprint = namer.blueprint(slug)
+        steps = [(s.name, describe_step(s)) for s in blueprint.steps] if blueprint else []
+        found.append((slug, namer.campaign(slug), steps or [("launch", LAUNCH_LABEL)]))
+    return found
 
 
 @router.get("/segments", response_class=HTMLResponse)
