@@ -500,5 +500,52 @@ class MembershipApplication(SQLModel, table=True):
     decision_note: str = Field(default="", max_length=1000)
 
 
+class RegistrationStatus(StrEnum):
+    REGISTERED = "registered"
+    WAITLISTED = "waitlisted"
+    CANCELLED = "cancelled"
+
+
+class EventRegistration(SQLModel, table=True):
+    """A person's registration for one session of an event campaign, from the public page."""
+
+    __tablename__ = "event_registration"
+    # One seat per person and session, whatever the timing: a second registration of the same
+    # address for the same session is refused by the database itself.
+    __table_args__ = (
+        sa.UniqueConstraint("campaign", "session_index", "email", name="uq_registration_person"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign: str = Field(max_length=120, index=True)
+    session_index: int = 0
+    status: str = _status(RegistrationStatus.REGISTERED)
+    name: str = Field(max_length=240)
+    role: str = Field(default="", max_length=120)
+    library_name: str = Field(default="", max_length=300)
+    email: str = Field(max_length=320)
+    contact_id: int | None = Field(
+        default=None, foreign_key="contact.id", index=True, ondelete="SET NULL"
+    )
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    outbox_id: int | None = None
+    ip: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(default_factory=utcnow)
+    promoted_at: datetime | None = _when(default=None)
+    cancelled_at: datetime | None = _when(default=None)
+
+
+class RegistrationPage(SQLModel, table=True):
+    """Per event campaign: whether staff closed registration. Its row is also what a
+    registration locks, so seats are counted one registration at a time."""
+
+    __tablename__ = "registration_page"
+
+    campaign: str = Field(primary_key=True, max_length=120)
+    closed_at: datetime | None = _when(default=None)
+    closed_by: str | None = Field(default=None, max_length=320)
+    changes: int = 0
+
+
 # Runs of campaigns, not transactional messages: what staff lists of runs show.
 CAMPAIGN_RUNS: Any = Run.__table__.c.campaign != TRANSACTIONAL_CAMPAIGN  # type: ignore[attr-defined]

@@ -39,6 +39,10 @@ class Purpose(IntEnum):
     # ids: outbox message. The membership form from a campaign's button: pre-filled from the
     # directory and credited to the message's run and step.
     APPLY = 12
+    # ids: outbox message. The event registration page from a campaign's button.
+    REGISTER = 13
+    # ids: event registration. The cancel link in a registration's confirmation.
+    CANCEL_REGISTRATION = 14
 
 
 def _varints(values: Sequence[int]) -> bytes:

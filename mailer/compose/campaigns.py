@@ -83,6 +83,8 @@ class Session(_Model):
     venue: str
     address: str = ""
     to_be_confirmed: list[str] = Field(default_factory=list)
+    # Seats for the registration page; None: no limit.
+    capacity: int | None = Field(default=None, ge=1)
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -109,6 +111,8 @@ class Event(_Model):
     # Facts not yet confirmed by the association (e.g. ["start", "venue"]): templates say so.
     to_be_confirmed: list[str] = Field(default_factory=list)
     sessions: list[Session] = Field(default_factory=list)
+    # Seats of a single-session event (sessions have their own); None: no limit.
+    capacity: int | None = Field(default=None, ge=1)
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -140,6 +144,7 @@ class Event(_Model):
                 venue=self.venue,
                 address=self.address,
                 to_be_confirmed=list(self.to_be_confirmed),
+                capacity=self.capacity,
             )
         ]
 

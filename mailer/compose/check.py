@@ -471,6 +471,7 @@ def _sample_values(blueprint: Blueprint, step: str) -> dict[str, Any]:
             "preferences": "https://example.invalid/p/x",
             "web_version": "https://example.invalid/v/x",
             "apply": "https://example.invalid/chceme-byt-clenem/x",
+            "register": "https://example.invalid/registrace/akce/x",
         },
         subject="Předmět",
         preheader="Úvod",

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 CONTENT_VERSION = 1
 # The public membership form (mailer.web.public.apply), for `links.apply`.
 APPLY_PATH = "/chceme-byt-clenem"
+# An event campaign's registration page (mailer.web.public.register), for `links.register`.
+REGISTER_PATH = "/registrace"
 # The names a template may use (checked by `campaigns check`).
 TEMPLATE_VALUES: dict[str, str] = {
     "salutation": "oslovení v 5. pádě, např. „Vážená paní ředitelko,“",
@@ -61,7 +63,8 @@ TEMPLATE_VALUES: dict[str, str] = {
     "event": "title, start, end, venue, address, registration_url, description, "
     "to_be_confirmed, sessions (title, start, end, venue, address)",
     "sender": "name, email, web, web_label, ico, seat",
-    "links": "unsubscribe, preferences, web_version, apply (přihláška do SDRUK, předvyplněná)",
+    "links": "unsubscribe, preferences, web_version, apply (přihláška do SDRUK, předvyplněná), "
+    "register (registrace na akci kampaně, předvyplněná)",
     "subject": "předmět zprávy",
     "preheader": "úvodní text (náhled v poštovním programu)",
     "plural": "plural(n, 'knihovna', 'knihovny', 'knihoven')",
@@ -809,6 +812,7 @@ class Composer:
                 preferences=web,
                 web_version=self._anon_web,
                 apply=f"{base}{APPLY_PATH}",
+                register=f"{base}{REGISTER_PATH}/{self.content['campaign']}",
             )
             ctx.update(_link_values(self._anon_links or self.links))
             ctx["_o"] = None
@@ -856,6 +860,11 @@ class Composer:
                 web_version=web,
                 # The membership form, pre-filled for this recipient and credited to this run.
                 apply=self._link(f"{base}{APPLY_PATH}/{sign(Purpose.APPLY, oid)}"),
+                # The event's registration page, pre-filled for this recipient.
+                register=self._link(
+                    f"{base}{REGISTER_PATH}/{self.content['campaign']}/"
+                    f"{sign(Purpose.REGISTER, oid)}"
+                ),
             )
         if self._subject is not None:
             ctx["subject"] = self._subject

@@ -13,6 +13,7 @@ from mailer.web.console import (
     contacts,
     dashboard,
     imports,
+    registrations,
     results,
     segments,
     signin,
@@ -21,7 +22,18 @@ from mailer.web.console.demo import ensure_demo_admin
 
 router = APIRouter(prefix="/console", tags=["console"])
 # Order matters where paths overlap: /runs/{id}/results before the generic run routes.
-MODULES = (signin, dashboard, imports, contacts, applications, segments, results, campaigns, admin)
+MODULES = (
+    signin,
+    dashboard,
+    imports,
+    contacts,
+    applications,
+    registrations,
+    segments,
+    results,
+    campaigns,
+    admin,
+)
 for _module in MODULES:
     router.include_router(_module.router)
 

@@ -30,6 +30,8 @@ ACTION_LABELS = {
     "membership": "zápis členství",
     "application_rejected": "zamítnutí přihlášky",
     "application_library": "přiřazení přihlášky ke knihovně",
+    "registration_close": "uzavření registrace na akci",
+    "registration_open": "otevření registrace na akci",
     "segment_save": "uložení segmentu",
     "segment_delete": "smazání segmentu",
     "suppress": "přidání na seznam blokovaných adres",

@@ -1,5 +1,6 @@
-"""Public pages that close the funnel: the membership application (more to come), served by the
-same app under BASE_URL, in Czech, usable without JavaScript except the proof of work.
+"""Public pages that close the funnel: the membership application and event registration,
+served by the same app under BASE_URL, in Czech, usable without JavaScript except the proof
+of work.
 
 `router` carries every public route; mailer.web.app includes it."""
 
@@ -7,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailer.web.public import apply
+from mailer.web.public import apply, register
 
 router = APIRouter()
-for _module in (apply,):
+for _module in (apply, register):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -24,6 +24,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Z tohoto odkazu už přihláška odešla, podruhé ji odeslat nelze. Pokud potřebujete "
         "údaje opravit, napište nám prosím.",
     ),
+    "registered": (
+        "Děkujeme za registraci",
+        "Registraci jsme přijali. Potvrzení, nebo zprávu o zařazení na čekací listinu, "
+        "jsme poslali e-mailem; najdete v něm i odkaz pro zrušení registrace.",
+    ),
+    "registration_closed": (
+        "Registrace je uzavřena",
+        "Registrace na tuto akci je uzavřena, nic se neuložilo. S dotazy se na nás obraťte "
+        "e-mailem.",
+    ),
+    "cancelled": (
+        "Registrace zrušena",
+        "Registraci jsme zrušili. Děkujeme, že jste dali vědět: místo připadne dalšímu zájemci.",
+    ),
     "throttled": (
         "Příliš mnoho odeslání",
         "Z vaší adresy přišlo v krátké době příliš mnoho formulářů. Zkuste to prosím znovu "
@@ -62,6 +76,28 @@ def form_page(
     if fresh:
         guard.set_form_cookie(response, nonce, request)
     return response
+
+
+def csrf_page(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """A page whose form needs only the CSRF token (its link is already the credential)."""
+    nonce, fresh = guard.form_nonce(request)
+    context = {**context, "csrf_field": guard.CSRF_FIELD, "csrf_token": guard.csrf_token(nonce)}
+    response = pages.render(request, template, context, status_code)
+    if fresh:
+        guard.set_form_cookie(response, nonce, request)
+    return response
+
+
+async def csrf_checked(request: Request) -> HTMLResponse | None:
+    """None when the posted form carries the CSRF token, else the page that refuses it."""
+    form = await guard.read_form(request)
+    if form is None:
+        return message_page(request, "too_large", status_code=413)
+    if not guard.csrf_ok(request, form):
+        return message_page(request, "csrf", status_code=403)
+    return None
 
 
 def message_page(
