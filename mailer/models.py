@@ -332,6 +332,29 @@ class DeliveryWorker(SQLModel, table=True):
     heartbeat_at: datetime = _when(default_factory=utcnow)
 
 
+class SendLedger(SQLModel, table=True):
+    """One message handed to a relay under a shared sending limit: the record every worker
+    counts before sending (mailer.delivery.limits). Kept for a day."""
+
+    __tablename__ = "send_ledger"
+    __table_args__ = (sa.Index("ix_send_ledger_scope_at", "scope", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=300)
+    at: datetime = _when()
+    worker: str = Field(max_length=120)
+
+
+class SendLimitScope(SQLModel, table=True):
+    """One row per limit scope (a relay): a reservation locks it, so two workers never both
+    take the last place in a window."""
+
+    __tablename__ = "send_limit_scope"
+
+    scope: str = Field(primary_key=True, max_length=300)
+    touched_at: datetime = _when(default_factory=utcnow)
+
+
 class Event(SQLModel, table=True):
     """Raw events (opens, clicks, unsubscribes, bounces…), written only by mailer.events.record."""
 

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     # validate_certs=false (no certificate check; only on a network you trust),
     # allow_insecure_auth=true (a password without certain encryption; loopback only).
     smtp_url: str = Field(default="", alias="SMTP_URL")
+    # Sending limits shared by every worker (mailer.delivery.limits): a preset name
+    # (microsoft365, gmail, seznam, generic, none) used when SMTP_URL names none with
+    # ?limits=…; SMTP_URL's per_second, per_minute, per_hour, per_day, domain_concurrency
+    # override single values.
+    send_limits: str = Field(default="", alias="SEND_LIMITS")
     base_url: str = Field(default="http://127.0.0.1:8000", alias="BASE_URL")
     secret_key: str = Field(default="", alias="SECRET_KEY")
     # Keys retired by rotation: tokens signed with them still verify.

@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -37,6 +38,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    # When the server took the message (time.time() at the end of DATA).
+    at: float = 0.0
 
     @property
     def message(self) -> Message:
@@ -146,7 +149,9 @@ class Handler:
         with self.lock:
             self.counter += 1
             n = self.counter
-            self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+            self.messages.append(
+                Received(str(envelope.mail_from), list(envelope.rcpt_tos), data, time.time())
+            )
         return f"250 2.0.0 Ok: queued as T{n}"
 
 

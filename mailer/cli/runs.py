@@ -67,6 +67,8 @@ def _show(p: RunProgress) -> None:
     if p.rate_per_second:
         left = f", zbývá přibližně {_duration(p.eta_seconds)}" if p.eta_seconds is not None else ""
         console.print(f"Rychlost: {p.rate_per_second:.1f} zpráv/s".replace(".", ",") + left)
+    if p.limit_note:
+        console.print(f"[yellow]{p.limit_note}[/yellow]")
     if p.possible_duplicates:
         console.print(
             f"[yellow]Možné duplicity: {_number(p.possible_duplicates)}[/yellow] "

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mailer.cli.contacts import require_schema
 from mailer.db import get_engine
+from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
 from mailer.delivery.runs import progress
 from mailer.delivery.send import (
@@ -80,8 +81,14 @@ def send(
     concurrency: Annotated[
         int | None, typer.Option(help="Počet souběžných SMTP spojení (přebije SMTP_URL).")
     ] = None,
-    rate: Annotated[float | None, typer.Option(help="Nejvýš zpráv za sekundu.")] = None,
-    rate_hour: Annotated[float | None, typer.Option(help="Nejvýš zpráv za hodinu.")] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Nejvýš zpráv za sekundu (společně pro všechny pracovníky)."),
+    ] = None,
+    rate_hour: Annotated[
+        float | None,
+        typer.Option(help="Nejvýš zpráv za hodinu (společně pro všechny pracovníky)."),
+    ] = None,
     domain_concurrency: Annotated[
         int | None, typer.Option(help="Nejvýš souběžných spojení na jednu cílovou doménu.")
     ] = None,
@@ -98,8 +105,11 @@ def send(
     """Odesílá zprávy z fronty (SMTP_URL; výchozí capture:// nic neposílá ven).
 
     SMTP_URL: smtp://jmeno:heslo@server:587?starttls=true nebo smtps://jmeno:heslo@server:465;
-    volby: concurrency (souběžná spojení), timeout, ca_file=/cesta/ca.pem (důvěřovat této
-    certifikační autoritě, např. u serveru s vlastním certifikátem), validate_certs=false
+    volby: limits=microsoft365|gmail|seznam|generic (sada limitů odesílání), per_second,
+    per_minute, per_hour, per_day (limity společné všem pracovníkům, platí i po restartu),
+    domain_concurrency, concurrency (souběžná spojení), timeout, ca_file=/cesta/ca.pem
+    (důvěřovat této certifikační autoritě, např. u serveru s vlastním certifikátem),
+    validate_certs=false
     (certifikát nekontrolovat – jen v důvěryhodné síti), allow_insecure_auth=true (heslo bez
     šifrování – jen na vlastním stroji), pipelining=false.
 
@@ -109,12 +119,16 @@ def send(
     require_schema()
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    smtp_url = settings.resolved_smtp_url()
     try:
-        transport = transport_from_url(settings.resolved_smtp_url(), concurrency=concurrency)
-    except TransportConfigError as exc:
+        transport = transport_from_url(smtp_url, concurrency=concurrency)
+        limits = lim.limits_from_url(smtp_url, settings.send_limits)
+    except (TransportConfigError, lim.LimitsError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(EXIT_CONFIG) from exc
     options = WorkerOptions(
+        limits=limits,
+        limit_scope=lim.scope_for_url(smtp_url),
         worker_id=worker_id or default_worker_id(),
         batch_size=batch,
         lease_seconds=lease,
@@ -128,6 +142,9 @@ def send(
     if not as_json:
         mode = "do vyprázdnění fronty" if drain_only else "dokud nebude zastaven (Ctrl+C)"
         console.print(f"Odesílám přes {transport.describe()}, {mode}.")
+        shared = options.effective_limits()
+        if shared.active or shared.domain_concurrency:
+            console.print(f"Limity odesílání (společné všem pracovníkům): {shared.describe()}.")
     stats = run(_work(transport, options, drain_only, live))
     ends = _run_ends(stats)
     code = EXIT_FINISHED

@@ -465,6 +465,8 @@ class RunProgress:
     possible_duplicates: int = 0
     rate_per_second: float = 0.0
     eta_seconds: float | None = None
+    # Czech, when the relay's daily limit spreads the rest of the run over several days.
+    limit_note: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -491,6 +493,7 @@ class RunProgress:
             "possible_duplicates": self.possible_duplicates,
             "rate_per_second": round(self.rate_per_second, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+            "limit_note": self.limit_note,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
@@ -551,7 +554,27 @@ def progress(engine: Engine, run_id: int, *, now: datetime | None = None) -> Run
         result.rate_per_second = recent / elapsed
         if row.status in ob.SENDABLE_RUNS:
             result.eta_seconds = result.remaining / result.rate_per_second
+    if row.status not in (RunStatus.SENT.value, RunStatus.CANCELLED.value) and result.remaining:
+        # The relay's limits bound the time left whatever the recent rate says.
+        note, least = limit_estimate(result.remaining)
+        result.limit_note = note
+        if least is not None and least > (result.eta_seconds or 0):
+            result.eta_seconds = least
     return result
+
+
+def limit_estimate(remaining: int) -> tuple[str | None, float | None]:
+    """The configured sending limits applied to `remaining` messages (see limits.spread);
+    limits that cannot be read estimate nothing (the worker refuses to start with them)."""
+    from mailer.delivery import limits
+    from mailer.settings import get_settings
+
+    settings = get_settings()
+    try:
+        configured = limits.limits_from_url(settings.resolved_smtp_url(), settings.send_limits)
+    except limits.LimitsError:
+        return None, None
+    return limits.spread(configured, remaining)
 
 
 def list_runs(engine: Engine, limit: int = 50) -> list[RunProgress]:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
+from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
 from mailer.delivery import workers
 from mailer.delivery.transport import NO_REPLY, SendResult, Transport
@@ -74,10 +75,23 @@ class WorkerOptions:
     max_attempts: int = 5
     # First retry after this many seconds, then doubling (5, 10, 20, 40 minutes by default).
     retry_base_seconds: float = 300.0
+    # Sending limits shared by every worker through the database (mailer.delivery.limits),
+    # counted in the ledger of `limit_scope` (the relay account). The three below override
+    # single values of `limits` (the command line's --rate, --rate-hour, --domain-concurrency).
+    limits: lim.SendLimits = field(default_factory=lim.SendLimits)
+    limit_scope: str = "relay"
     rate_per_second: float | None = None
     rate_per_hour: float | None = None
     # At most this many transactions at once to one recipient domain (None: no limit).
     domain_concurrency: int | None = None
+
+    def effective_limits(self) -> lim.SendLimits:
+        return self.limits.merged(
+            per_second=self.rate_per_second,
+            per_hour=self.rate_per_hour,
+            domain_concurrency=self.domain_concurrency,
+        )
+
     max_consecutive_errors: int = 25
     poll_seconds: float = 2.0
     # Signs of life in the worker registry, and how old the last one may be before other
@@ -134,54 +148,49 @@ class Stats:
 # --- pacing -----------------------------------------------------------------------------------
 
 
-class TokenBucket:
-    """`rate` tokens a second, at most `capacity` saved up."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate = rate
-        self.capacity = max(capacity, 1.0)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    async def take(self) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
 class Pacer:
-    """Messages per second and per hour, and transactions at once per destination domain.
-    Limits hold per worker process: with several workers, divide the relay's limits."""
+    """The shared sending limits (a reservation in the database ledger before each message)
+    and, per worker process, transactions at once per destination domain."""
 
     def __init__(
-        self, per_second: float | None, per_hour: float | None, per_domain: int | None
+        self,
+        limits: lim.SendLimits,
+        reserve: Callable[[], Coroutine[Any, Any, float | None]] | None,
     ) -> None:
-        self.buckets = []
-        if per_second:
-            self.buckets.append(TokenBucket(per_second, per_second))
-        if per_hour:
-            self.buckets.append(TokenBucket(per_hour / 3600, per_hour))
-        self.per_domain = per_domain
+        self.limits = limits
+        self.reserve = reserve if limits.active else None
+        self.per_domain = limits.domain_concurrency
         self.domains: dict[str, asyncio.Semaphore] = {}
+        # One reservation at a time per worker: the others wait here, not on the lock row.
+        self._one = asyncio.Lock()
+        self.stopping = False
 
     @property
     def rate(self) -> float | None:
-        rates = [b.rate for b in self.buckets]
-        return min(rates) if rates else None
+        return self.limits.rate
 
-    async def acquire(self, domain: str) -> None:
+    async def acquire(self, domain: str) -> bool:
+        """Wait for a place; False when the worker stops first (nothing is held then)."""
+        sem = None
         if self.per_domain:
             sem = self.domains.get(domain)
             if sem is None:
                 sem = self.domains[domain] = asyncio.Semaphore(self.per_domain)
             await sem.acquire()
-        for bucket in self.buckets:
-            await bucket.take()
+        if self.reserve is None:
+            return True
+        async with self._one:
+            while not self.stopping:
+                wait = await self.reserve()
+                if wait is None:
+                    break  # told to stop while the database was away
+                if wait <= 0:
+                    return True
+                # Ask again when a place frees up, or within a few seconds to notice a stop.
+                await asyncio.sleep(min(wait, 2.0))
+        if sem is not None:
+            sem.release()
+        return False
 
     def release(self, domain: str) -> None:
         if self.per_domain:
@@ -278,11 +287,10 @@ class Worker:
         self.options = options or WorkerOptions()
         self.stats = Stats()
         self.on_progress = on_progress
-        self.pacer = Pacer(
-            self.options.rate_per_second,
-            self.options.rate_per_hour,
-            self.options.domain_concurrency,
-        )
+        self.limits = self.options.effective_limits()
+        self.pacer = Pacer(self.limits, self._reserve)
+        # When the shared limits have no room: seconds until they have (the feeder waits).
+        self._budget_wait = 0.0
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sdruk-db")
         self._inline: Connection | None = None
         self._queue: deque[ob.Claimed] = deque()
@@ -368,6 +376,7 @@ class Worker:
             await self._feed(drain, stopper)
         finally:
             self._stopping = True
+            self.pacer.stopping = True
             self._job_ready.set()
             await asyncio.gather(*senders, return_exceptions=True)
             # Whatever is still only claimed goes back to the queue, unblamed.
@@ -391,6 +400,12 @@ class Worker:
             self._report()
         return self.stats
 
+    async def _reserve(self) -> float | None:
+        scope, limits, wid = self.options.limit_scope, self.limits, self.options.worker_id
+        return await self._db_retry(
+            lambda c: lim.reserve(c, scope, limits, wid, utcnow()), "Rezervace limitu odesílání"
+        )
+
     @property
     def _dead_after(self) -> timedelta:
         return timedelta(seconds=self.options.dead_after_seconds)
@@ -408,6 +423,8 @@ class Worker:
         def work(conn: Connection) -> int:
             now = utcnow()
             workers.beat(conn, wid, host, pid, now)
+            if self.limits.active:
+                lim.purge(conn, now)
             return workers.take_over_dead(conn, wid, host, now, self._dead_after)
 
         while not stop.is_set():
@@ -458,6 +475,9 @@ class Worker:
                         if work.next_due is not None:
                             until_due = (work.next_due - utcnow()).total_seconds()
                             wait = min(wait, max(until_due, 0.05))
+                    if self._budget_wait > 0:
+                        # The shared limits are spent: claim again when a place frees up.
+                        wait = min(self.options.poll_seconds, max(self._budget_wait, 0.05))
                     self._wake_feeder.clear()
                     await self._sleep(stopper, wait, self._wake_feeder)
                     continue
@@ -491,18 +511,32 @@ class Worker:
         # event loop, not on the database thread while senders change it).
         unheld_check: list[set[int]] = []
 
+        limits, scope = self.limits, self.options.limit_scope
+        ahead = self.transport.concurrency
+
         def work(conn: Connection) -> tuple[int, ob.ClaimResult]:
             # The time of this attempt: a retry after an outage must not hand out leases that
             # already ran out (another worker would reclaim, and send, the same rows).
             now = utcnow()
+            want = size
+            if limits.active:
+                # No more than the shared limits let out now: claimed rows would only wait
+                # under a lease (for a day, with a daily limit) while others could not take them.
+                # A few beyond the room keep the senders ready for the next free place; they
+                # are re-checked before sending if they wait long (see _deliver).
+                room, wait = lim.available(conn, scope, limits, now)
+                self._budget_wait = wait if room <= 0 else 0.0
+                want = min(size, room + ahead) if room > 0 else 0
             if unheld_check:
                 # The failed claim may have committed before the connection dropped: rows
                 # leased to us that we never received go back to the queue now (not sent, so
                 # not flagged possible_duplicate) instead of waiting for their lease to run out.
                 ob.release_unheld(conn, wid, unheld_check[0], now)
             reclaimed = ob.reclaim_expired(conn, now) if reclaim else 0
+            if want <= 0:
+                return reclaimed, ob.ClaimResult([], 0, set())
             result = ob.claim(
-                conn, worker=wid, limit=size, now=now, lease_seconds=lease, topics=topics
+                conn, worker=wid, limit=want, now=now, lease_seconds=lease, topics=topics
             )
             return reclaimed, result
 
@@ -609,7 +643,8 @@ class Worker:
         self, message: ob.Claimed, recorded: asyncio.Future[None] | None = None
     ) -> Outcome:
         domain = message.email.rpartition("@")[2].lower()
-        await self.pacer.acquire(domain)
+        if not await self.pacer.acquire(domain):
+            return Outcome(message, REQUEUE)  # stopping while it waited for the limits
         try:
             if message.run_id in self._blocked:
                 return self._blocked_outcome(message)

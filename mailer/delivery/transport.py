@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
+from mailer.delivery.limits import URL_OPTIONS
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -236,6 +238,8 @@ def parse_smtp_url(url: str) -> SMTPConfig:
         "ca_file",
         "use_sendmail",
         "pipelining",
+        # Sending limits: read by mailer.delivery.limits, not by the connection.
+        *URL_OPTIONS,
     }
     unknown = sorted(set(query) - known)
     if unknown:

@@ -169,12 +169,18 @@ class SchedulerRole:
 
 
 async def run_worker(engine: Engine, settings: Settings, stop: asyncio.Event) -> None:
-    from mailer.delivery.send import work_forever
+    from mailer.delivery import limits
+    from mailer.delivery.send import WorkerOptions, work_forever
     from mailer.delivery.transport import transport_from_url
 
-    transport = transport_from_url(settings.resolved_smtp_url())
+    url = settings.resolved_smtp_url()
+    transport = transport_from_url(url)
+    options = WorkerOptions(
+        limits=limits.limits_from_url(url, settings.send_limits),
+        limit_scope=limits.scope_for_url(url),
+    )
     try:
-        await work_forever(engine, transport, stop=stop)
+        await work_forever(engine, transport, options, stop=stop)
     finally:
         close = getattr(transport, "close", None)
         if close is not None:

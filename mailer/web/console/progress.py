@@ -39,7 +39,13 @@ def run_progress(session: Session, run: Run) -> dict[str, Any]:
     total = sum(counts.values())
     done = sum(counts[s.value] for s in FINAL)
     finished = run.status in (RunStatus.SENT, RunStatus.CANCELLED) or (total > 0 and done == total)
+    note = None
+    if not finished:
+        from mailer.delivery.runs import limit_estimate
+
+        note, _ = limit_estimate(total - done)
     return {
+        "limit_note": note,
         "run_id": run.id,
         "status": run.status,
         "status_label": RUN_STATUS_LABELS.get(RunStatus(run.status), run.status),
