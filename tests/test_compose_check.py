@@ -166,6 +166,21 @@ def test_it_checks_the_segment_and_reminder_audiences(campaigns: Path) -> None:
     assert audience and audience[0].line == line_of(toml, "zadny-takovy")
 
 
+def test_it_refuses_a_segment_nested_a_hundred_times(campaigns: Path) -> None:
+    # It once passed the check and then broke the console's campaign list and the launch.
+    toml = campaigns / "join-this-year-2026" / "campaign.toml"
+    nested = "member = false"
+    for _ in range(100):
+        nested = f"not = {{ {nested} }}"
+    edit(toml, "[segment]\nmember = false", f"[segment]\n{nested}")
+    problems = check_blueprint("join-this-year-2026")
+    segment = [p for p in problems if p.line == line_of(toml, "[segment]")]
+    assert segment and "vnořen" in segment[0].message, problems
+    result = CliRunner().invoke(app, ["campaigns", "check"])
+    assert result.exit_code == 1 and "vnořen" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def test_it_reports_malformed_mjml_with_the_line(campaigns: Path) -> None:
     body = campaigns / "join-this-year-2026" / "body.mjml"
     edit(body, "<mj-column>", "<mj-column><mj-section>")

@@ -10,6 +10,9 @@ from sqlmodel import Session, select
 
 from mailer.audience.contacts import import_contacts, suppress
 from mailer.audience.segments import (
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    MAX_VALUES,
     SegmentContext,
     SegmentError,
     count,
@@ -141,3 +144,38 @@ def test_it_orders_by_contact_id_and_accepts_a_context(loaded: Engine) -> None:
     with Session(loaded) as session:
         ids = [c.id for c in session.exec(stmt).scalars()]  # type: ignore[call-overload]
     assert ids == sorted(ids) and len(ids) == 2
+
+
+def _nested_not(depth: int) -> dict[str, object]:
+    node: dict[str, object] = {"member": False}
+    for _ in range(depth):
+        node = {"not": node}
+    return node
+
+
+def test_it_refuses_a_segment_nested_too_deep_with_a_czech_reason(loaded: Engine) -> None:
+    # 100 nested `not` once passed the check and then broke every place that compiled it.
+    with pytest.raises(SegmentError) as caught:
+        parse_segment(_nested_not(100))
+    assert "vnořen" in str(caught.value) and str(MAX_DEPTH) in str(caught.value)
+    # The deepest allowed nesting still parses and compiles to the right people.
+    deepest = _nested_not(MAX_DEPTH - 1)
+    # An odd number of `not` around "member = false" means "member"; even means "not member".
+    expected = ["a", "f"] if (MAX_DEPTH - 1) % 2 else ["b", "c", "g"]
+    assert emails(loaded, deepest) == expected
+    with pytest.raises(SegmentError):
+        parse_segment({"any": [{"all": [_nested_not(MAX_DEPTH)]}]})
+
+
+def test_it_refuses_a_segment_with_too_many_conditions_or_values() -> None:
+    many = {"any": [{"town": f"Obec {i}"} for i in range(MAX_CONDITIONS + 1)]}
+    with pytest.raises(SegmentError, match="podmínek"):
+        parse_segment(many)
+    parse_segment({"any": [{"town": f"Obec {i}"} for i in range(MAX_CONDITIONS - 1)]})
+    with pytest.raises(SegmentError, match="hodnot"):
+        parse_segment({"town": [f"Obec {i}" for i in range(MAX_VALUES + 1)]})
+    parse_segment({"town": [f"Obec {i}" for i in range(MAX_VALUES)]})
+    # Values spread over many small lists count together.
+    spread = {"any": [{"town": [f"{j}-{i}" for i in range(60)]} for j in range(60)]}
+    with pytest.raises(SegmentError, match="hodnot"):
+        parse_segment(spread)

@@ -33,6 +33,9 @@ from mailer.audience.fields import BASE_FIELDS, FieldSpec, SegmentContext, opted
 from mailer.models import Contact, ContactStatus, Library, Suppression, Topic
 
 __all__ = [
+    "MAX_CONDITIONS",
+    "MAX_DEPTH",
+    "MAX_VALUES",
     "FieldSpec",
     "Segment",
     "SegmentContext",
@@ -48,6 +51,50 @@ __all__ = [
 
 class SegmentError(ValueError):
     """A segment that cannot be understood; the message (Czech) names the field or value."""
+
+
+# Bounds on what a segment may hold. Real segments nest two or three levels and name a few
+# dozen values; without bounds a blueprint with a hundred nested `not` passed the check and
+# then overflowed the recursion of every place that compiled it to SQL.
+MAX_DEPTH = 8  # levels of any / all / not below the segment table
+MAX_CONDITIONS = 200  # field conditions, and separately tables, in one segment
+MAX_VALUES = 1000  # values in all the segment's lists together
+
+
+@dataclass
+class _Budget:
+    """What a segment has used so far while it is parsed."""
+
+    conditions: int = 0
+    tables: int = 0
+    values: int = 0
+
+    def table(self, path: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise SegmentError(
+                f"„{path}“: segment je vnořený příliš hluboko (nejvýše {MAX_DEPTH} úrovní "
+                "any / all / not). Zjednodušte ho."
+            )
+        self.tables += 1
+        if self.tables > MAX_CONDITIONS:
+            raise SegmentError(
+                f"Segment má příliš mnoho podmínek a skupin (nejvýše {MAX_CONDITIONS}). "
+                "Zjednodušte ho, třeba seznamem hodnot místo mnoha podmínek."
+            )
+
+    def condition(self, count: int) -> None:
+        self.conditions += 1
+        self.values += count
+        if self.conditions > MAX_CONDITIONS:
+            raise SegmentError(
+                f"Segment má příliš mnoho podmínek (nejvýše {MAX_CONDITIONS}). "
+                "Zjednodušte ho, třeba seznamem hodnot místo mnoha podmínek."
+            )
+        if self.values > MAX_VALUES:
+            raise SegmentError(
+                f"Segment má příliš mnoho hodnot (nejvýše {MAX_VALUES} ve všech seznamech "
+                "dohromady). Rozdělte ho, nebo použijte štítek."
+            )
 
 
 _FIELDS: dict[str, FieldSpec] = {**BASE_FIELDS, **ENGAGEMENT_FIELDS}
@@ -183,28 +230,32 @@ def _unknown_field(name: str) -> SegmentError:
     )
 
 
-def _parse_values(name: str, spec: FieldSpec, raw: Any) -> tuple[Any, ...]:
+def _parse_values(name: str, spec: FieldSpec, raw: Any, budget: _Budget) -> tuple[Any, ...]:
     items = list(raw) if isinstance(raw, list | tuple) else [raw]
+    budget.condition(len(items))
     if not items:
         raise SegmentError(f"Pole „{name}“: prázdný seznam hodnot.")
     return tuple(dict.fromkeys(_normalise_value(name, spec, v) for v in items))
 
 
-def _parse_table(data: Mapping[str, Any], path: str) -> Group:
+def _parse_table(data: Mapping[str, Any], path: str, budget: _Budget, depth: int = 0) -> Group:
     if not isinstance(data, Mapping):
         raise SegmentError(f"{path}: segment má být tabulka (pole = hodnota), ne {data!r}.")
+    budget.table(path, depth)
     parts: list[Node] = []
     for key, raw in data.items():
         where = f"{path}.{key}" if path != "segment" else key
         if key in ("any", "all"):
             if not isinstance(raw, list) or not raw:
                 raise SegmentError(f"„{where}“ má být neprázdný seznam tabulek, např. [{{...}}].")
-            subs = tuple(_parse_table(sub, f"{where}[{i}]") for i, sub in enumerate(raw))
+            subs = tuple(
+                _parse_table(sub, f"{where}[{i}]", budget, depth + 1) for i, sub in enumerate(raw)
+            )
             parts.append(Group("any" if key == "any" else "all", subs))
         elif key == "not":
             if not isinstance(raw, Mapping):
                 raise SegmentError(f"„{where}“ má být tabulka, např. not = {{ member = true }}.")
-            parts.append(Group("not", (_parse_table(raw, where),)))
+            parts.append(Group("not", (_parse_table(raw, where, budget, depth + 1),)))
         else:
             spec = _FIELDS.get(key)
             if spec is None:
@@ -217,7 +268,7 @@ def _parse_table(data: Mapping[str, Any], path: str) -> Group:
                         f"např. {key} = {{ not = ... }}; nalezeno: {', '.join(map(str, raw))}."
                     )
                 negated, raw = True, raw["not"]
-            parts.append(Condition(key, _parse_values(key, spec, raw), negated))
+            parts.append(Condition(key, _parse_values(key, spec, raw, budget), negated))
     return Group("all", tuple(parts))
 
 
@@ -227,7 +278,7 @@ def parse_segment(data: Mapping[str, Any] | None) -> Segment:
     data = dict(data or {})
     if set(data) == {"segment"} and isinstance(data["segment"], Mapping):
         data = dict(data["segment"])
-    return Segment(_parse_table(data, "segment"), data)
+    return Segment(_parse_table(data, "segment", _Budget()), data)
 
 
 def parse_where(options: Sequence[str]) -> Segment:
