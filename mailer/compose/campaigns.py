@@ -332,6 +332,10 @@ def _load_folder(slug: str, base: Path, revision: int | None) -> Blueprint:
 
     from mailer.settings import get_settings
 
+    if not SLUG_RE.match(slug):
+        # Checked before touching the file system: a name of thousands of characters or with
+        # a slash must not reach a path.
+        raise BlueprintError(f"kampaň {slug[:80]!r} neexistuje (neplatný název)")
     folder = base / slug
     path = folder / "campaign.toml"
     if not path.is_file():

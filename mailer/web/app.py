@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailer.db import get_engine
@@ -71,6 +72,9 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, pages.http_error_page)
     # Czech instead of FastAPI's English 422 JSON: console layout under /console, public elsewhere.
     app.add_exception_handler(RequestValidationError, invalid.validation_error_page)
+    # Values the database cannot hold: the same Czech 422, never a 500.
+    app.add_exception_handler(DataError, invalid.database_value_error_page)
+    app.add_exception_handler(OverflowError, invalid.database_value_error_page)
     static_dir = settings.templates_dir / "web" / "static"
     if static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -2,7 +2,11 @@
 
 FastAPI would answer such a request with an English 422 JSON body; staff and recipients get a
 page in the right layout (console or public) naming each missing or wrong field in Czech, and
-scripts get JSON with the same Czech messages."""
+scripts get JSON with the same Czech messages.
+
+Routes bound their numbers (`mailer.web.params`) and their text, so the database never sees
+a value it cannot hold. Should one still get through, the database's refusal (a value out of
+range or too long) is the same kind of answer: a Czech 422 and nothing changed, never a 500."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 
 STATUS = 422
 
@@ -168,3 +173,30 @@ async def validation_error_page(request: Request, exc: Exception) -> Response:
     from mailer.web.pages import invalid_public_page
 
     return invalid_public_page(request, messages, retry)
+
+
+OUT_OF_RANGE = Problem(
+    "",
+    "",
+    "Hodnota ve formuláři nebo v adrese stránky je mimo povolený rozsah nebo je příliš dlouhá.",
+)
+
+
+async def database_value_error_page(request: Request, exc: Exception) -> Response:
+    """The app's handler for values the database refused (DataError: out of range, too long,
+    malformed) and for integers too large to bind (OverflowError, raised by sqlite3): a Czech
+    422. The request's session rolls back when it closes, so nothing was changed."""
+    assert isinstance(exc, DataError | OverflowError)
+    if not wants_html(request):
+        return JSONResponse(
+            {"detail": summary([OUT_OF_RANGE]), "errors": [asdict(OUT_OF_RANGE)]},
+            status_code=STATUS,
+        )
+    retry = request.url.path if request.method == "GET" and request.url.query else None
+    if is_console(request):
+        from mailer.web.console.routing import invalid_page
+
+        return invalid_page(request, [OUT_OF_RANGE.message], retry)
+    from mailer.web.pages import invalid_public_page
+
+    return invalid_public_page(request, [OUT_OF_RANGE.message], retry)

@@ -38,6 +38,9 @@ WEB_VERSION_CSP = (
     "font-src https: data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 _SAFE_SCHEMES = frozenset({"http", "https"})
+# Staff previews and test sends are composed as message 0 of run 0 (no row has id 0): their
+# pixel is answered and nothing is recorded; their other links find no row and answer 404.
+PREVIEW_ID = 0
 
 
 class RunLinks:
@@ -93,7 +96,8 @@ async def open_pixel(token: str, request: Request) -> Response:
         hit = _hit(request, EventKind.OPEN, run_id=ids[0])
     else:
         raise pages.not_found()
-    await _writer(request).record(hit)
+    if ids[0] != PREVIEW_ID:
+        await _writer(request).record(hit)
     return Response(PIXEL, media_type="image/gif", headers=PIXEL_HEADERS)
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from mailer.audience.addresses import InvalidAddress
+from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.audience.suppression import address_hash, is_suppressed, suppress
 from mailer.models import AuditEntry, Suppression, User
 from mailer.settings import get_settings
@@ -36,6 +36,7 @@ from mailer.web.console.auth import (
 from mailer.web.console.names import Names
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
+from mailer.web.params import PageNumber, RowId
 
 router = APIRouter(route_class=ConsoleRoute)
 PAGE_SIZE = 50
@@ -61,7 +62,7 @@ def suppression_list(
     session: DB,
     email: str = "",
     notice: str = "",
-    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_no: Annotated[PageNumber, Query(alias="page")] = 1,
 ) -> HTMLResponse:
     check = None
     if email.strip():
@@ -105,8 +106,10 @@ def suppression_add(
     email: Annotated[str, Form()],
 ) -> Response:
     try:
-        digest = address_hash(email)
-        suppress(session, email, "manual")
+        # Validated like contacts: the list holds addresses, not whatever was typed.
+        normal = normalize_email(email)
+        digest = address_hash(normal)
+        suppress(session, normal, "manual")
     except InvalidAddress as exc:
         return page(
             request,
@@ -129,7 +132,7 @@ def audit_log(
     session: DB,
     action: str = "",
     actor: str = "",
-    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_no: Annotated[PageNumber, Query(alias="page")] = 1,
 ) -> HTMLResponse:
     stmt = select(AuditEntry)
     if action:
@@ -168,7 +171,8 @@ def _header_date(value: Any) -> datetime | None:
         return None
 
 
-_EML_NAME = re.compile(r"^[A-Za-z0-9@._+-]+\.eml$")
+# A captured message's file name; far shorter than any file system's limit (255 bytes).
+_EML_NAME = re.compile(r"[A-Za-z0-9@._+-]{1,200}\.eml")
 
 
 def outbox_dir() -> Path | None:
@@ -190,7 +194,7 @@ def outbox_list(
     request: Request,
     staff: Reader,
     q: str = "",
-    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_no: Annotated[PageNumber, Query(alias="page")] = 1,
 ) -> HTMLResponse:
     folder = outbox_dir()
     files: list[Path] = []
@@ -227,7 +231,7 @@ def outbox_list(
 
 def _eml_path(name: str) -> Path:
     folder = outbox_dir()
-    if folder is None or not _EML_NAME.match(name):
+    if folder is None or not _EML_NAME.fullmatch(name):
         raise HTTPException(status_code=404, detail="Zpráva neexistuje.")
     path = folder / name
     if not path.is_file():
@@ -347,7 +351,7 @@ def _user_or_404(session: Session, user_id: int) -> User:
 @router.post("/users/{user_id}/role")
 def user_role(
     request: Request,
-    user_id: int,
+    user_id: RowId,
     staff: Admin,
     session: DB,
     role: Annotated[str, Form()],
@@ -367,7 +371,7 @@ def user_role(
 @router.post("/users/{user_id}/password")
 def user_password(
     request: Request,
-    user_id: int,
+    user_id: RowId,
     staff: Admin,
     session: DB,
     password: Annotated[str, Form()],
@@ -386,7 +390,7 @@ def user_password(
 
 
 @router.post("/users/{user_id}/remove")
-def user_remove(request: Request, user_id: int, staff: Admin, session: DB) -> Response:
+def user_remove(request: Request, user_id: RowId, staff: Admin, session: DB) -> Response:
     user = _user_or_404(session, user_id)
     if user.id == staff.user.id:
         return _user_error(request, staff, "Sami sebe odebrat nemůžete.")

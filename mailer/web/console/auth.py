@@ -19,6 +19,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.db import get_engine
 from mailer.models import User, UserRole
 from mailer.settings import get_settings
@@ -68,9 +69,11 @@ def validate_password(password: str) -> str | None:
 
 def create_user(session: Session, email: str, role: str, password: str, name: str = "") -> User:
     """A new staff user (the caller commits). Raises ValueError with a Czech message."""
-    email = email.strip().lower()
-    if "@" not in email:
-        raise ValueError("Neplatná e-mailová adresa.")
+    # The same validation as contacts: a staff address becomes a recipient of test sends.
+    try:
+        email = normalize_email(email)
+    except InvalidAddress as exc:
+        raise ValueError(f"Neplatná e-mailová adresa: {exc.reason}.") from exc
     if role not in ROLES:
         raise ValueError(f"Neznámá role {role!r}; možné: {', '.join(ROLES)}.")
     problem = validate_password(password)

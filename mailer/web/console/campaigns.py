@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
+from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.audience.segments import (
     SegmentContext,
     SegmentError,
@@ -46,6 +47,7 @@ from mailer.web.console.auth import DB, DBEngine, Editor, Reader
 from mailer.web.console.progress import run_counts, run_progress
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
+from mailer.web.params import Count, RowId, parse_row_id
 
 router = APIRouter(route_class=ConsoleRoute)
 ACTIONS = {
@@ -77,7 +79,9 @@ def _blueprint(slug: str) -> Any:
     try:
         return load_blueprint(slug)
     except (BlueprintError, FileNotFoundError, KeyError) as exc:
-        raise HTTPException(status_code=404, detail=f"Kampaň {slug} nelze načíst: {exc}") from exc
+        raise HTTPException(
+            status_code=404, detail=f"Kampaň „{slug[:80]}“ nelze načíst: {exc}"
+        ) from exc
 
 
 def _step_or_404(blueprint: Any, step: str) -> Any:
@@ -197,10 +201,11 @@ def campaign_detail(
 
 def _find_contact(session: Session, raw: str) -> Contact | None:
     raw = raw.strip()
-    if not raw:
+    if not raw or len(raw) > 320:
         return None
     if raw.isdigit():
-        return session.get(Contact, int(raw))
+        contact_id = parse_row_id(raw)
+        return session.get(Contact, contact_id) if contact_id else None
     return session.exec(select(Contact).where(Contact.email == raw.lower())).first()
 
 
@@ -298,7 +303,7 @@ def campaign_test_send(
     staff: Editor,
     session: DB,
     step: Annotated[str, Form()] = "launch",
-    contact_id: Annotated[int | None, Form()] = None,
+    contact_id: Annotated[RowId | None, Form()] = None,
 ) -> Response:
     """The message a contact would get, sent to the signed-in user's own address."""
     blueprint = _blueprint(slug)
@@ -306,11 +311,25 @@ def campaign_test_send(
     contact = session.get(Contact, contact_id) if contact_id else None
     if contact is None:
         raise HTTPException(status_code=404, detail="Kontakt pro zkušební e-mail neexistuje.")
+    try:
+        # An account from before staff addresses were validated may hold anything.
+        to = normalize_email(staff.email)
+    except InvalidAddress as exc:
+        return page(
+            request,
+            "message.html",
+            staff,
+            status_code=422,
+            title="Zkušební e-mail nelze odeslat",
+            error=f"Vaše adresa v konzoli není platná ({exc.reason}). Požádejte správce, "
+            "aby ji opravil.",
+            back=f"/console/campaigns/{slug}",
+        )
     library = session.get(Library, contact.library_id) if contact.library_id else None
-    parts = _preview_parts(blueprint, step, contact, library, to=staff.email)
+    parts = _preview_parts(blueprint, step, contact, library, to=to)
     message = parts["message"]
     try:
-        outcome = _send_one(message.envelope_from, staff.email, message.data)
+        outcome = _send_one(message.envelope_from, to, message.data)
     except (OSError, RuntimeError) as exc:
         return page(
             request,
@@ -386,7 +405,7 @@ def campaign_launch(
     session: DB,
     engine: DBEngine,
     step: Annotated[str, Form()] = "launch",
-    confirmed_size: Annotated[int | None, Form()] = None,
+    confirmed_size: Annotated[Count | None, Form()] = None,
     immediately: Annotated[bool, Form()] = False,
 ) -> Response:
     blueprint = _blueprint(slug)
@@ -433,7 +452,7 @@ def campaign_schedule(
     staff: Editor,
     session: DB,
     engine: DBEngine,
-    confirmed_size: Annotated[int | None, Form()] = None,
+    confirmed_size: Annotated[Count | None, Form()] = None,
 ) -> Response:
     """Hands the campaign to the scheduler now, at the times its campaign.toml sets.
 
@@ -489,7 +508,7 @@ def run_list(request: Request, staff: Reader, session: DB) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_detail(request: Request, run_id: int, staff: Reader, session: DB) -> HTMLResponse:
+def run_detail(request: Request, run_id: RowId, staff: Reader, session: DB) -> HTMLResponse:
     run = _run_or_404(session, run_id)
     failures = session.exec(
         select(OutboxMessage)
@@ -512,7 +531,7 @@ def run_detail(request: Request, run_id: int, staff: Reader, session: DB) -> HTM
 
 
 @router.get("/runs/{run_id}/progress.json")
-def run_progress_json(run_id: int, staff: Reader, session: DB) -> JSONResponse:
+def run_progress_json(run_id: RowId, staff: Reader, session: DB) -> JSONResponse:
     run = _run_or_404(session, run_id)
     return JSONResponse(run_progress(session, run), headers={"Cache-Control": "no-store"})
 
@@ -534,7 +553,7 @@ def _waiting(session: Session, run_id: int) -> int:
 
 @router.get("/runs/{run_id}/action/{action}", response_class=HTMLResponse)
 def run_action_confirm(
-    request: Request, run_id: int, action: str, staff: Reader, session: DB
+    request: Request, run_id: RowId, action: str, staff: Reader, session: DB
 ) -> HTMLResponse:
     if action not in ACTIONS:
         raise HTTPException(status_code=404)
@@ -553,7 +572,7 @@ def run_action_confirm(
 
 @router.post("/runs/{run_id}/action/{action}")
 def run_action(
-    run_id: int,
+    run_id: RowId,
     action: str,
     staff: Editor,
     session: DB,

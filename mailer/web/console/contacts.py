@@ -36,6 +36,7 @@ from mailer.web.console.audit import audit
 from mailer.web.console.auth import DB, Admin, Editor, Reader
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
+from mailer.web.params import PageNumber, RowId, Year
 
 router = APIRouter(route_class=ConsoleRoute)
 PAGE_SIZE = 50
@@ -70,7 +71,7 @@ def contact_list(
     library_type: str = "",
     region: str = "",
     member: str = "",
-    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+    page_no: Annotated[PageNumber, Query(alias="page")] = 1,
 ) -> HTMLResponse:
     stmt = select(Contact, Library).join(
         Library,
@@ -183,7 +184,7 @@ def _contact_context(session: Session, contact: Contact) -> dict[str, Any]:
 
 @router.get("/contacts/{contact_id}", response_class=HTMLResponse)
 def contact_detail(
-    request: Request, contact_id: int, staff: Reader, session: DB, notice: str = ""
+    request: Request, contact_id: RowId, staff: Reader, session: DB, notice: str = ""
 ) -> HTMLResponse:
     contact = _contact_or_404(session, contact_id)
     return page(
@@ -196,7 +197,7 @@ def contact_detail(
 
 
 @router.post("/contacts/{contact_id}", response_class=HTMLResponse)
-async def contact_edit(request: Request, contact_id: int, staff: Editor, session: DB) -> Response:
+async def contact_edit(request: Request, contact_id: RowId, staff: Editor, session: DB) -> Response:
     contact = _contact_or_404(session, contact_id)
     assert contact.id is not None
     form = await request.form()
@@ -297,7 +298,7 @@ def contact_export(session: Session, contact: Contact) -> dict[str, Any]:
 
 
 @router.post("/contacts/{contact_id}/export")
-def contact_export_download(contact_id: int, staff: Editor, session: DB) -> Response:
+def contact_export_download(contact_id: RowId, staff: Editor, session: DB) -> Response:
     contact = _contact_or_404(session, contact_id)
     data = contact_export(session, contact)
     audit(session, staff.email, "export", f"kontakt #{contact_id}", kind="gdpr")
@@ -339,7 +340,7 @@ def erase_contact(session: Session, contact: Contact, actor: str) -> str:
 
 
 @router.post("/contacts/{contact_id}/erase")
-def contact_erase(contact_id: int, staff: Admin, session: DB) -> Response:
+def contact_erase(contact_id: RowId, staff: Admin, session: DB) -> Response:
     contact = _contact_or_404(session, contact_id)
     library_id = contact.library_id
     erase_contact(session, contact, staff.email)
@@ -350,7 +351,7 @@ def contact_erase(contact_id: int, staff: Admin, session: DB) -> Response:
 
 @router.get("/libraries/{library_id}", response_class=HTMLResponse)
 def library_detail(
-    request: Request, library_id: int, staff: Reader, session: DB, notice: str = ""
+    request: Request, library_id: RowId, staff: Reader, session: DB, notice: str = ""
 ) -> HTMLResponse:
     library = _library_or_404(session, library_id)
     contacts = session.exec(
@@ -369,15 +370,19 @@ def library_detail(
 
 @router.post("/libraries/{library_id}/membership")
 def library_membership(
-    library_id: int,
+    library_id: RowId,
     staff: Editor,
     session: DB,
-    member_since: Annotated[int | None, Form()] = None,
-    contact_id: Annotated[int | None, Form()] = None,
+    member_since: Annotated[Year | None, Form()] = None,
+    contact_id: Annotated[RowId | None, Form()] = None,
     note: Annotated[str, Form()] = "",
 ) -> Response:
     """The library joined SDRUK: reminders stop and the joining counts for the last campaign."""
     library = _library_or_404(session, library_id)
+    if contact_id is not None:
+        contact = session.get(Contact, contact_id)
+        if contact is None or contact.library_id != library_id:
+            raise HTTPException(status_code=404, detail="Kontakt v této knihovně neexistuje.")
     record_membership(
         session,
         library,

@@ -23,6 +23,7 @@ from mailer.web.console.audit import audit
 from mailer.web.console.auth import DB, Editor, Reader
 from mailer.web.console.render import MESSAGE_STATUS_LABELS, fmt_dt, page
 from mailer.web.console.routing import ConsoleRoute
+from mailer.web.params import RowId
 
 router = APIRouter(route_class=ConsoleRoute)
 TYPE_LABELS = {t.value: label for t, label in LIBRARY_TYPE_LABELS.items()}
@@ -122,7 +123,7 @@ def _report_or_404(session: Session, run_id: int) -> RunReport:
 
 
 @router.get("/runs/{run_id}/results", response_class=HTMLResponse)
-def run_results(request: Request, run_id: int, staff: Reader, session: DB) -> HTMLResponse:
+def run_results(request: Request, run_id: RowId, staff: Reader, session: DB) -> HTMLResponse:
     report = _report_or_404(session, run_id)
     funnel = funnel_rows(report.stats)
     return page(
@@ -191,7 +192,7 @@ def results_csv(report: RunReport) -> str:
 
 
 @router.post("/runs/{run_id}/results.csv")
-def run_results_csv(run_id: int, staff: Editor, session: DB) -> Response:
+def run_results_csv(run_id: RowId, staff: Editor, session: DB) -> Response:
     report = _report_or_404(session, run_id)
     stats = report.stats
     body = results_csv(report)

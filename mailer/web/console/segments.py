@@ -35,9 +35,11 @@ from mailer.web.console.auth import DB, Editor, Reader
 from mailer.web.console.names import LAUNCH_LABEL, Names, describe_step
 from mailer.web.console.render import LEGAL_BASIS_LABELS, page
 from mailer.web.console.routing import ConsoleRoute
+from mailer.web.params import RowId, parse_row_id
 
 router = APIRouter(route_class=ConsoleRoute)
 SAMPLE_SIZE = 10
+NAME_MAX = 120  # SavedSegment.name
 
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "library_type": {t.value: label for t, label in LIBRARY_TYPE_LABELS.items()},
@@ -202,7 +204,7 @@ def segment_preview(request: Request, staff: Reader, session: DB) -> JSONRespons
 
 
 @router.get("/segments/{segment_id}", response_class=HTMLResponse)
-def segment_edit(request: Request, segment_id: int, staff: Reader, session: DB) -> HTMLResponse:
+def segment_edit(request: Request, segment_id: RowId, staff: Reader, session: DB) -> HTMLResponse:
     segment = session.get(SavedSegment, segment_id)
     if segment is None:
         raise HTTPException(status_code=404, detail="Segment neexistuje.")
@@ -215,12 +217,18 @@ async def segment_save(request: Request, staff: Editor, session: DB) -> Response
     name = str(form.get("name", "")).strip()
     definition = form_to_definition(form, form.getlist)
     result = evaluate(session, definition, str(form.get("campaign", "")) or None)
-    segment_id = form.get("segment_id")
-    segment = session.get(SavedSegment, int(str(segment_id))) if segment_id else None
+    segment = None
+    if form.get("segment_id"):
+        segment_id = parse_row_id(form.get("segment_id"))
+        segment = session.get(SavedSegment, segment_id) if segment_id else None
+        if segment is None:
+            raise HTTPException(status_code=404, detail="Segment neexistuje.")
     clash = session.exec(select(SavedSegment).where(SavedSegment.name == name)).first()
     error = None
     if not name:
         error = "Zadejte název segmentu."
+    elif len(name) > NAME_MAX:
+        error = f"Název segmentu může mít nejvýše {NAME_MAX} znaků."
     elif result["error"]:
         error = result["error"]
     elif clash is not None and (segment is None or clash.id != segment.id):
@@ -251,7 +259,7 @@ async def segment_save(request: Request, staff: Editor, session: DB) -> Response
 
 
 @router.post("/segments/{segment_id}/delete")
-def segment_delete(segment_id: int, staff: Editor, session: DB) -> Response:
+def segment_delete(segment_id: RowId, staff: Editor, session: DB) -> Response:
     segment = session.get(SavedSegment, segment_id)
     if segment is None:
         raise HTTPException(status_code=404, detail="Segment neexistuje.")
