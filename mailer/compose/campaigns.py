@@ -314,6 +314,10 @@ def load_blueprint(slug: str, directory: Path | None = None) -> Blueprint:
     Without `directory` the database's newest revision is read (campaigns made in the console,
     and the shipped folders once synced); a campaign not in the database is read from the
     campaigns directory. With `directory`, `<directory>/<slug>/campaign.toml` is read."""
+    if not SLUG_RE.match(slug):
+        # Checked before touching the file system: a name of thousands of characters or with
+        # a slash must not reach a path.
+        raise BlueprintError(f"kampaň {slug[:80]!r} neexistuje (neplatný název)")
     if directory is None:
         found = store.locate(slug)
         if found is not None:
@@ -332,10 +336,6 @@ def _load_folder(slug: str, base: Path, revision: int | None) -> Blueprint:
 
     from mailer.settings import get_settings
 
-    if not SLUG_RE.match(slug):
-        # Checked before touching the file system: a name of thousands of characters or with
-        # a slash must not reach a path.
-        raise BlueprintError(f"kampaň {slug[:80]!r} neexistuje (neplatný název)")
     folder = base / slug
     path = folder / "campaign.toml"
     if not path.is_file():

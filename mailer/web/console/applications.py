@@ -23,6 +23,7 @@ from mailer.web.console.auth import DB, Editor, Reader
 from mailer.web.console.dashboard import campaign_names
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
+from mailer.web.params import RowId
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -65,7 +66,7 @@ def applications_list(request: Request, staff: Reader, session: DB) -> HTMLRespo
 
 @router.get("/applications/{application_id}", response_class=HTMLResponse)
 def application_detail(
-    request: Request, application_id: int, staff: Reader, session: DB, notice: str = ""
+    request: Request, application_id: RowId, staff: Reader, session: DB, notice: str = ""
 ) -> HTMLResponse:
     application = session.get(MembershipApplication, application_id)
     if application is None:
@@ -89,13 +90,13 @@ def application_detail(
     )
 
 
-def _decided(application_id: int, notice: str) -> Response:
+def _decided(application_id: RowId, notice: str) -> Response:
     return RedirectResponse(f"/console/applications/{application_id}?notice={notice}", 303)
 
 
 @router.post("/applications/{application_id}/decision")
 def application_decision(
-    application_id: int,
+    application_id: RowId,
     staff: Editor,
     session: DB,
     decision: Annotated[str, Form()],
@@ -113,7 +114,7 @@ def application_decision(
 
 @router.post("/applications/{application_id}/library")
 def application_library(
-    application_id: int,
+    application_id: RowId,
     staff: Editor,
     session: DB,
     siglum: Annotated[str, Form(max_length=16)],
