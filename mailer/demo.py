@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -32,6 +31,7 @@ from mailer.delivery import runs
 from mailer.events import record
 from mailer.models import Contact, Event, EventKind, Library, OutboxMessage, Run
 from mailer.scheduling.sync import sync_blueprints
+from mailer.signups.membership import record_membership
 
 DEMO_AUTHOR = "ukázková data"
 RECRUITMENT = "join-this-year-2026"
@@ -211,8 +211,8 @@ def _react(engine: Engine, run_id: int, launched_at: datetime, report: DemoRepor
 def _join_a_few(
     session: Session, run_id: int, messages: list[OutboxMessage], launched_at: datetime
 ) -> int:
-    """Three libraries among the recipients join in the days after the launch, recorded as
-    the console records a joining: the library's membership and a JOINED event."""
+    """Three libraries among the recipients join in the days after the launch, recorded by
+    the function the console's "Zaznamenat vstup do SDRUK" uses."""
     contact_ids = [m.contact_id for m in messages if m.contact_id is not None]
     libraries: list[int] = []
     for contact_id in contact_ids[30::97]:
@@ -224,22 +224,12 @@ def _join_a_few(
     for day, library_id in enumerate(libraries, start=1):
         library = session.get(Library, library_id)
         assert library is not None
-        when = launched_at + timedelta(days=day, hours=2)
-        library.is_member = True
-        library.member_since = when.year
-        library.joined_at = when
-        library.updated_at = when
-        session.add(library)
-        first_contact = session.exec(
-            select(sa.func.min(Contact.id)).where(Contact.library_id == library_id)
-        ).one()
-        record.record_event(
+        record_membership(
             session,
-            EventKind.JOINED,
-            contact_id=first_contact,
+            library,
+            actor=DEMO_AUTHOR,
             run_id=run_id,
-            detail={"library_id": library_id, "by": DEMO_AUTHOR},
-            occurred_at=when,
+            now=launched_at + timedelta(days=day, hours=2),
         )
     return len(libraries)
 
