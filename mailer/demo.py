@@ -172,6 +172,16 @@ def _react(engine: Engine, run_id: int, launched_at: datetime, report: DemoRepor
                     machine_reason="apple_mpp",
                     occurred_at=message.sent_at + timedelta(seconds=rng.randint(2, 40)),
                 )
+            if rng.random() < 0.02:  # a security gateway follows the link at once
+                record.record_event(
+                    session,
+                    EventKind.CLICK,
+                    run_id=run_id,
+                    link_index=0,
+                    is_machine=True,
+                    machine_reason="soon_after_delivery",
+                    occurred_at=message.sent_at + timedelta(seconds=rng.randint(1, 9)),
+                )
             if rng.random() < 0.34:  # a person reads it, most within the first day
                 read = message.sent_at + timedelta(minutes=int(rng.expovariate(1 / 600)) + 3)
                 record.record_event(session, EventKind.OPEN, run_id=run_id, occurred_at=read)

@@ -75,6 +75,7 @@ def test_it_sets_up_a_coherent_demo_on_any_date(engine: Engine, today: datetime)
         stats = run_stats(session, first.run_id)
     assert stats.sent == stats.recipients > 700
     assert stats.human_opens > 100 and stats.machine_opens > 10 and stats.human_clicks > 10
+    assert stats.machine_clicks > 0
     assert stats.hard_bounces == 1 and stats.unsubscribes == 1
     assert stats.joined_libraries == first.joined == 3
 
