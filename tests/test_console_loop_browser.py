@@ -35,7 +35,8 @@ GRACE = timedelta(hours=24)
 def _reminder_count(page: object, base: str) -> int:
     """The reminder's "Příjemců teď" on the campaign page, as staff read it."""
     page.goto(f"{base}/console/campaigns/{CAMPAIGN}")  # type: ignore[attr-defined]
-    row = page.locator("tr", has_text=f"„{REMINDER}“")  # type: ignore[attr-defined]
+    link = page.locator(f"a[href$='preview?step={REMINDER}']")  # type: ignore[attr-defined]
+    row = page.locator("tr", has=link)  # type: ignore[attr-defined]
     text = row.locator("td.n").inner_text()
     return int(re.sub(r"\D", "", text))
 
