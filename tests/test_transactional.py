@@ -31,6 +31,7 @@ def _notice(kind: str = "potvrzeni") -> Notice:
         button_label="Potvrdit odběr",
         button_url="https://kampane.sdruk.test/odber/potvrdit/abc",
         why="Tuto zprávu jste obdrželi, protože jste se přihlásili k odběru na našem webu.",
+        details=[("Téma", "Zpravodaj"), ("Adresa", "novy.zajemce@example.cz")],
     )
 
 
@@ -60,6 +61,7 @@ async def test_it_goes_ahead_of_queued_campaign_mail_without_list_headers(
     assert "https://kampane.sdruk.test/odber/potvrdit/abc" in html
     assert "Potvrdit odběr (https://kampane.sdruk.test/odber/potvrdit/abc)" in text
     assert "Vážená paní, vážený pane," in text  # no contact: the neutral salutation
+    assert "Téma: Zpravodaj" in text and "Zpravodaj" in html
     # Campaign mail keeps its list headers.
     assert "List-Unsubscribe" in received[1].message
 

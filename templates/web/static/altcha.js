@@ -25,6 +25,8 @@
     var status = box.querySelector(".altcha-status");
     var challenge = JSON.parse(box.dataset.challenge);
     var done = null;
+    status.classList.remove("warning");
+    status.textContent = "Před odesláním váš prohlížeč krátce ověří, že formulář odesílá člověk.";
 
     function start() {
       if (done) return done;
