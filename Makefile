@@ -44,4 +44,4 @@ clean:
 
 # Refreshes the console screenshots the README shows (the browser test takes them).
 screenshots: setup system
-	SDRUK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py
+	SDRUK_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_console_browser.py tests/test_editor_browser.py

@@ -12,7 +12,9 @@ from mailer.web.console import (
     campaigns,
     contacts,
     dashboard,
+    editor,
     imports,
+    media_library,
     registrations,
     results,
     segments,
@@ -31,7 +33,9 @@ MODULES = (
     registrations,
     segments,
     results,
+    editor,  # /campaigns/new before /campaigns/{slug}
     campaigns,
+    media_library,
     admin,
 )
 for _module in MODULES:
