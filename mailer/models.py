@@ -345,6 +345,19 @@ class SendLedger(SQLModel, table=True):
     worker: str = Field(max_length=120)
 
 
+class DomainSlot(SQLModel, table=True):
+    """An SMTP transaction under way to a recipient domain with a per-domain limit, counted
+    by every worker (mailer.delivery.limits). A crashed worker's slots go when it is found
+    dead, or at `until`."""
+
+    __tablename__ = "domain_slot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=255, index=True)
+    worker: str = Field(max_length=120, index=True)
+    until: datetime = _when()
+
+
 class SendLimitScope(SQLModel, table=True):
     """One row per limit scope (a relay): a reservation locks it, so two workers never both
     take the last place in a window."""

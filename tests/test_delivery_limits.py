@@ -180,3 +180,32 @@ def test_it_counts_a_day_already_spent_before_the_run(engine: Engine) -> None:
     assert abs(wait - (20 * 3600 + lim.margin(86400))) < 1
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(lim.ledger)).scalar_one() == 5
+
+
+async def test_it_holds_the_per_domain_concurrency_across_workers(
+    engine: Engine, smtp_server: SMTPServer
+) -> None:
+    """Two workers, each with 3 connections, and a limit of one transaction at a time per
+    recipient domain: the server never sees two at once to the same domain."""
+    import asyncio
+
+    from delivery_support import options
+
+    from mailer.delivery.send import drain
+    from mailer.delivery.transport import transport_from_url
+
+    add_contacts(engine, 10, domain="knihovna.cz")
+    add_contacts(engine, 10, prefix="m", domain="mestska.cz")
+    run_id = launch(engine, blueprint()).run_id
+    smtp_server.handler.data_delay = 0.03
+    shared = lim.SendLimits(domain_concurrency=1)
+
+    async def worker(name: str) -> object:
+        transport = transport_from_url(smtp_server.url(concurrency="3"))
+        return await drain(engine, transport, options(worker_id=name, limits=shared, batch_size=4))
+
+    await asyncio.gather(worker("a"), worker("b"))
+
+    assert len(smtp_server.messages) == 20
+    assert smtp_server.handler.peak == {"knihovna.cz": 1, "mestska.cz": 1}
+    assert progress(engine, run_id).status == "sent"

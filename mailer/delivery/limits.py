@@ -32,10 +32,11 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailer.models import SendLedger, SendLimitScope
+from mailer.models import DomainSlot, SendLedger, SendLimitScope
 
 ledger = SendLedger.__table__  # type: ignore[attr-defined]
 scopes = SendLimitScope.__table__  # type: ignore[attr-defined]
+slots = DomainSlot.__table__  # type: ignore[attr-defined]
 
 __all__ = [
     "PRESETS",
@@ -45,9 +46,11 @@ __all__ = [
     "available",
     "limits_from_url",
     "purge",
+    "release_slot",
     "reserve",
     "scope_for_url",
     "spread",
+    "take_slot",
 ]
 
 WINDOWS = (("per_second", 1.0), ("per_minute", 60.0), ("per_hour", 3600.0), ("per_day", 86400.0))
@@ -61,7 +64,7 @@ class LimitsError(ValueError):
 @dataclass(frozen=True)
 class SendLimits:
     """Messages per window towards one relay (None: no limit in that window), and SMTP
-    transactions at once per recipient domain (held per worker process)."""
+    transactions at once per recipient domain (across every worker)."""
 
     per_second: float | None = None
     per_minute: float | None = None
@@ -235,6 +238,37 @@ def reserve(conn: Connection, scope: str, limits: SendLimits, worker: str, now: 
         return max(wait, 0.01)
     conn.execute(sa.insert(ledger).values(scope=scope, at=now, worker=worker[:120]))
     return 0.0
+
+
+def take_slot(
+    conn: Connection, domain: str, limit: int, worker: str, now: datetime, hold: float
+) -> int | None:
+    """A place for one SMTP transaction to `domain` among every worker's (at most `limit` at
+    once): its id, or None when they are all taken. Run it in its own transaction; give the
+    place back with `release_slot`. A place not given back lapses after `hold` seconds."""
+    _lock(conn, f"domain:{domain}"[:300], now)
+    taken = slots.c.domain == domain
+    conn.execute(sa.delete(slots).where(taken, slots.c.until < now))
+    count = conn.execute(sa.select(sa.func.count()).where(taken)).scalar_one()
+    if count >= limit:
+        return None
+    until = now + timedelta(seconds=hold)
+    return int(
+        conn.execute(
+            sa.insert(slots)
+            .values(domain=domain[:255], worker=worker[:120], until=until)
+            .returning(slots.c.id)
+        ).scalar_one()
+    )
+
+
+def release_slot(conn: Connection, slot_id: int) -> None:
+    conn.execute(sa.delete(slots).where(slots.c.id == slot_id))
+
+
+def release_worker(conn: Connection, worker: str) -> None:
+    """Every place a (dead) worker held."""
+    conn.execute(sa.delete(slots).where(slots.c.worker == worker))
 
 
 def available(conn: Connection, scope: str, limits: SendLimits, now: datetime) -> tuple[int, float]:

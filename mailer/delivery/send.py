@@ -148,18 +148,31 @@ class Stats:
 # --- pacing -----------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class Place:
+    """What a message holds while it is sent: its domain's local and shared places."""
+
+    domain: str
+    slot: int | None = None
+
+
 class Pacer:
-    """The shared sending limits (a reservation in the database ledger before each message)
-    and, per worker process, transactions at once per destination domain."""
+    """The shared sending limits: a reservation in the database ledger before each message,
+    and a place among every worker's transactions to a destination domain (a local semaphore
+    first, so a worker never asks the database for more than its share)."""
 
     def __init__(
         self,
         limits: lim.SendLimits,
         reserve: Callable[[], Coroutine[Any, Any, float | None]] | None,
+        take_slot: Callable[[str], Coroutine[Any, Any, int | None]] | None = None,
+        release_slot: Callable[[int], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.limits = limits
         self.reserve = reserve if limits.active else None
         self.per_domain = limits.domain_concurrency
+        self.take_slot = take_slot if self.per_domain else None
+        self.release_slot = release_slot
         self.domains: dict[str, asyncio.Semaphore] = {}
         # One reservation at a time per worker: the others wait here, not on the lock row.
         self._one = asyncio.Lock()
@@ -169,32 +182,42 @@ class Pacer:
     def rate(self) -> float | None:
         return self.limits.rate
 
-    async def acquire(self, domain: str) -> bool:
-        """Wait for a place; False when the worker stops first (nothing is held then)."""
-        sem = None
+    async def acquire(self, domain: str) -> Place | None:
+        """Wait for a place; None when the worker stops first (nothing is held then)."""
+        place = Place(domain)
         if self.per_domain:
             sem = self.domains.get(domain)
             if sem is None:
                 sem = self.domains[domain] = asyncio.Semaphore(self.per_domain)
             await sem.acquire()
+        if self.take_slot is not None:
+            while place.slot is None:
+                if self.stopping:
+                    await self.release(place)
+                    return None
+                place.slot = await self.take_slot(domain)
+                if place.slot is None:
+                    await asyncio.sleep(0.05)  # another worker's transaction to this domain
         if self.reserve is None:
-            return True
+            return place
         async with self._one:
             while not self.stopping:
                 wait = await self.reserve()
                 if wait is None:
                     break  # told to stop while the database was away
                 if wait <= 0:
-                    return True
+                    return place
                 # Ask again when a place frees up, or within a few seconds to notice a stop.
                 await asyncio.sleep(min(wait, 2.0))
-        if sem is not None:
-            sem.release()
-        return False
+        await self.release(place)
+        return None
 
-    def release(self, domain: str) -> None:
+    async def release(self, place: Place) -> None:
+        if place.slot is not None and self.release_slot is not None:
+            slot, place.slot = place.slot, None
+            await self.release_slot(slot)
         if self.per_domain:
-            self.domains[domain].release()
+            self.domains[place.domain].release()
 
 
 # --- outcomes ---------------------------------------------------------------------------------
@@ -288,7 +311,7 @@ class Worker:
         self.stats = Stats()
         self.on_progress = on_progress
         self.limits = self.options.effective_limits()
-        self.pacer = Pacer(self.limits, self._reserve)
+        self.pacer = Pacer(self.limits, self._reserve, self._take_slot, self._release_slot)
         # When the shared limits have no room: seconds until they have (the feeder waits).
         self._budget_wait = 0.0
         self._db = ThreadPoolExecutor(1, thread_name_prefix="sdruk-db")
@@ -405,6 +428,17 @@ class Worker:
         return await self._db_retry(
             lambda c: lim.reserve(c, scope, limits, wid, utcnow()), "Rezervace limitu odesílání"
         )
+
+    async def _take_slot(self, domain: str) -> int | None:
+        limit, wid = self.limits.domain_concurrency or 1, self.options.worker_id
+        hold = self.options.lease_seconds
+        return await self._db_retry(
+            lambda c: lim.take_slot(c, domain, limit, wid, utcnow(), hold),
+            "Místo pro spojení na doménu",
+        )
+
+    async def _release_slot(self, slot: int) -> None:
+        await self._db_retry(lambda c: lim.release_slot(c, slot), "Uvolnění místa pro doménu")
 
     @property
     def _dead_after(self) -> timedelta:
@@ -643,7 +677,8 @@ class Worker:
         self, message: ob.Claimed, recorded: asyncio.Future[None] | None = None
     ) -> Outcome:
         domain = message.email.rpartition("@")[2].lower()
-        if not await self.pacer.acquire(domain):
+        place = await self.pacer.acquire(domain)
+        if place is None:
             return Outcome(message, REQUEUE)  # stopping while it waited for the limits
         try:
             if message.run_id in self._blocked:
@@ -701,7 +736,7 @@ class Worker:
                 handover_after=None if recorded is None or recorded.done() else recorded,
             )
         finally:
-            self.pacer.release(domain)
+            await self.pacer.release(place)
         return self._outcome(message, result)
 
     async def _recheck(self, message: ob.Claimed) -> str | None:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from mailer.delivery import limits
 from mailer.delivery import outbox as ob
 from mailer.models import DeliveryWorker
 
@@ -67,6 +68,7 @@ def beat(conn: Connection, worker: str, host: str, pid: int, now: datetime) -> N
 
 
 def unregister(conn: Connection, worker: str) -> None:
+    limits.release_worker(conn, worker)
     conn.execute(sa.delete(workers).where(workers.c.id == worker))
 
 
@@ -82,5 +84,6 @@ def take_over_dead(
     taken = 0
     for worker in dead:
         taken += ob.reclaim_expired(conn, now, worker=worker)
+        limits.release_worker(conn, worker)
         conn.execute(sa.delete(workers).where(workers.c.id == worker))
     return taken
