@@ -32,6 +32,12 @@ from mailer.compose.campaigns import (
     campaigns_dir,
     stored_base,
 )
+from mailer.compose.check_messages import (
+    FilterProblem,
+    checked_filters,
+    expat_message,
+    explain_undefined,
+)
 from mailer.compose.mjml_schema import (
     ENDING_TAGS,
     MJML_ATTRIBUTES,
@@ -400,7 +406,7 @@ def check_mjml(
         parser.Parse(wrapped, True)
     except xml.parsers.expat.ExpatError as exc:
         if not gotcha:  # a reported gotcha already explains a parse failure
-            found.append((exc.lineno, f"MJML není správně utvořené XML: {_expat_message(exc)}"))
+            found.append((exc.lineno, f"MJML není správně utvořené: {expat_message(exc, stack)}"))
     problems.extend(Problem(name, line, msg) for line, msg in found)
 
     for line, include, container in includes:
@@ -414,10 +420,6 @@ def check_mjml(
                 )
             )
     return problems
-
-
-def _expat_message(exc: xml.parsers.expat.ExpatError) -> str:
-    return str(xml.parsers.expat.errors.messages.get(exc.code, str(exc)))
 
 
 def _statement_at(text: str, line: int) -> str:
@@ -493,6 +495,7 @@ def check_jinja(path: Path, source: str, blueprint: Blueprint | None) -> list[Pr
 
     name = str(path)
     env = make_environment(autoescape=True)
+    env.filters.update(checked_filters(env.filters))
     # A loader that names the file, so render tracebacks carry its lines.
     env.loader = jinja2.FunctionLoader(lambda _n: (source, name, lambda: True))
     try:
@@ -512,18 +515,28 @@ def check_jinja(path: Path, source: str, blueprint: Blueprint | None) -> list[Pr
     if problems or blueprint is None:
         return problems
     template = env.get_template(name)
+    lines = source.splitlines()
     for step in blueprint.steps:
+        values = _sample_values(blueprint, step.name)
         try:
-            template.render(_sample_values(blueprint, step.name))
-        except jinja2.UndefinedError as exc:
-            line = _render_line(exc, name) or 1
-            problems.append(Problem(name, line, f"Jinja (krok {step.name}): {exc.message}"))
-            break
+            template.render(values)
         except Exception as exc:
             line = _render_line(exc, name) or 1
-            problems.append(Problem(name, line, f"Jinja (krok {step.name}): {exc}"))
+            text = lines[line - 1] if 0 < line <= len(lines) else ""
+            problems.append(Problem(name, line, _render_problem(exc, step.name, text, values)))
             break
     return problems
+
+
+def _render_problem(exc: Exception, step: str, line_text: str, values: dict[str, Any]) -> str:
+    where = "hlavní rozeslání" if step == "launch" else f"krok „{step}“"
+    if isinstance(exc, jinja2.UndefinedError):
+        reason = explain_undefined(exc.message or "", line_text, values)
+    elif isinstance(exc, FilterProblem):
+        reason = str(exc)
+    else:
+        reason = f"šablonu nelze vykreslit ({type(exc).__name__})"
+    return f"Jinja ({where}): {reason}"
 
 
 def check_text(label: str, source: str, blueprint: Blueprint, step: str) -> list[Problem]:
@@ -531,12 +544,14 @@ def check_text(label: str, source: str, blueprint: Blueprint, step: str) -> list
     from mailer.compose.render import make_environment
 
     env = make_environment(autoescape=False)
+    env.filters.update(checked_filters(env.filters))
+    values = _sample_values(blueprint, step)
     try:
-        env.from_string(source).render(_sample_values(blueprint, step))
+        env.from_string(source).render(values)
     except jinja2.TemplateSyntaxError as exc:
         return [Problem(label, exc.lineno or 1, f"Jinja: {exc.message}")]
     except Exception as exc:
-        return [Problem(label, 1, f"Jinja: {exc}")]
+        return [Problem(label, 1, _render_problem(exc, step, source, values))]
     return []
 
 
