@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
 from mailer.cli import campaign_files as campaign_files_cli  # noqa: F401  (export, import)
 from mailer.cli import campaigns as campaigns_cli
 from mailer.cli import contacts as contacts_cli
@@ -18,8 +16,9 @@ from mailer.cli import send as send_cli
 from mailer.cli import stats as stats_cli  # noqa: F401  (adds `runs stats`)
 from mailer.cli import users as users_cli
 from mailer.cli import web as web_cli
+from mailer.cli.czech import CzechTyper, localise_panels
 
-app = typer.Typer(
+app = CzechTyper(
     help="SDRUK Campaigns – e-mailové kampaně Sdružení knihoven ČR.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -36,6 +35,10 @@ app.command("inbound")(inbound_cli.inbound)
 app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(runs_cli.app, name="runs")
 app.command("send")(send_cli.send)
+
+
+# Typer reads its panel titles when it prints; set before any command runs (also under tests).
+localise_panels()
 
 
 def main() -> None:

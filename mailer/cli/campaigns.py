@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Kampaně: kontrola, náhled, spuštění.", no_args_is_help=True)
+from mailer.cli.czech import CzechTyper
+
+app = CzechTyper(help="Kampaně: kontrola, náhled, spuštění.", no_args_is_help=True)
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 

@@ -16,10 +16,11 @@ from rich.table import Table
 
 from mailer.audience.contacts import BasisChoice, ImportFileError, ImportReport, import_contacts
 from mailer.audience.rows import legal_basis_value
+from mailer.cli.czech import CzechTyper
 from mailer.compose.czech import count_noun
 from mailer.db import get_engine
 
-app = typer.Typer(help="Kontakty knihoven.", no_args_is_help=True)
+app = CzechTyper(help="Kontakty knihoven.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 

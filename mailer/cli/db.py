@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import typer
 from rich.console import Console
 
+from mailer.cli.czech import CzechTyper
 from mailer.db import get_engine
 from mailer.migrations import upgrade
 
-app = typer.Typer(help="Databáze.", no_args_is_help=True)
+app = CzechTyper(help="Databáze.", no_args_is_help=True)
 console = Console()
 
 

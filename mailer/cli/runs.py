@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli.contacts import require_schema
+from mailer.cli.czech import CzechTyper
 from mailer.compose.step_labels import step_names
 from mailer.db import get_engine
 from mailer.delivery.runs import (
@@ -25,9 +26,7 @@ from mailer.delivery.runs import (
 )
 from mailer.models import MessageStatus
 
-app = typer.Typer(
-    help="Rozesílky (běhy kampaní): stav, pozastavení, zrušení.", no_args_is_help=True
-)
+app = CzechTyper(help="Rozesílky (běhy kampaní): stav, pozastavení, zrušení.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 

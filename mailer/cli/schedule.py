@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailer.cli.contacts import require_schema
+from mailer.cli.czech import CzechTyper
 from mailer.compose.czech import count_noun, format_moment
 from mailer.compose.step_labels import step_names
 from mailer.csvfiles import ImportFileError
@@ -27,7 +28,7 @@ from mailer.settings import get_settings
 console = Console()
 err = Console(stderr=True)
 
-registrations_app = typer.Typer(help="Registrace na akce kampaní.", no_args_is_help=True)
+registrations_app = CzechTyper(help="Registrace na akce kampaní.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Výstup jako JSON.")]
 

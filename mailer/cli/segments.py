@@ -22,10 +22,11 @@ from mailer.audience.segments import (
     recipients_select,
 )
 from mailer.cli.contacts import require_schema
+from mailer.cli.czech import CzechTyper
 from mailer.db import get_engine, session_scope
 from mailer.models import LIBRARY_TYPE_LABELS, Contact, Library, LibraryType, SavedSegment, utcnow
 
-app = typer.Typer(help="Segmenty příjemců.", no_args_is_help=True)
+app = CzechTyper(help="Segmenty příjemců.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
+from mailer.cli.czech import CzechTyper
 from mailer.db import get_engine
 from mailer.models import User
 from mailer.web.console.audit import audit
@@ -20,7 +21,7 @@ from mailer.web.console.auth import (
     validate_password,
 )
 
-app = typer.Typer(help="Uživatelé konzole.", no_args_is_help=True)
+app = CzechTyper(help="Uživatelé konzole.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 ACTOR = "příkazová řádka"
