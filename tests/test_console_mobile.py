@@ -60,3 +60,51 @@ def test_it_fits_a_phone_and_names_its_controls(server: Server) -> None:
             assert outline[0] == "A" and outline[1] == "solid" and outline[2] == "3px"
         finally:
             browser.close()
+
+
+# Tables that scroll sideways inside their box, and definition-list values squeezed so narrow
+# that words break into syllables.
+CRAMPED = """() => {
+  const scrolling = [];
+  for (const box of document.querySelectorAll('.table-wrap')) {
+    if (box.scrollWidth > box.clientWidth + 1) scrolling.push(box.querySelector('th, td')?.textContent);
+  }
+  const narrow = [];
+  for (const dd of document.querySelectorAll('dl.props dd')) {
+    if (dd.getClientRects().length && dd.getBoundingClientRect().width < 200) narrow.push(dd.textContent.slice(0, 40));
+  }
+  const unlabelled = Array.from(document.querySelectorAll('.table-wrap tbody td'))
+    .filter((td) => !td.hasAttribute('data-label')).length;
+  return {scrolling, narrow, unlabelled};
+}"""
+
+
+def test_it_shows_tables_and_headers_readably_on_a_phone(server: Server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    pages = [
+        f"/console/campaigns/{CAMPAIGN}",
+        f"/console/campaigns/{CAMPAIGN}/preview",
+        "/console/contacts",
+        "/console/audit",
+        "/console/runs",
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 375, "height": 800}, locale="cs-CZ")
+            page.goto(f"{server.url}/console/login")
+            page.fill("input[name=email]", server.email)
+            page.fill("input[name=password]", server.password)
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/console/")
+            found = {}
+            for path in pages:
+                page.goto(server.url + path)
+                found[path] = page.evaluate(CRAMPED)
+            bad = {
+                p: r for p, r in found.items() if r["scrolling"] or r["narrow"] or r["unlabelled"]
+            }
+            assert bad == {}
+        finally:
+            browser.close()

@@ -94,3 +94,20 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-progress-url]").forEach(startProgress);
   document.querySelectorAll("form[data-segment-preview]").forEach(startSegment);
 });
+
+// Tables on a phone are shown one card per row (console.css): each cell is labelled with its
+// column's name, read from the table's header.
+function labelTableCells(table) {
+  const names = Array.from(table.querySelectorAll("thead th")).map((th) => th.textContent.trim());
+  if (!names.length) return;
+  table.querySelectorAll("tbody tr").forEach((tr) => {
+    let column = 0;
+    Array.from(tr.children).forEach((cell) => {
+      if (!cell.hasAttribute("data-label")) cell.setAttribute("data-label", names[column] || "");
+      column += cell.colSpan || 1;
+    });
+  });
+}
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll(".table-wrap table").forEach(labelTableCells);
+});
