@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 from mailer import db as mailer_db
 from mailer import settings as mailer_settings
 from mailer.audience.contacts import import_contacts
+from mailer.compose.campaigns import load_blueprint
 from mailer.db import make_engine
 from mailer.migrations import upgrade
 from mailer.web.console import ensure_demo_admin
@@ -276,7 +277,9 @@ def test_it_runs_a_campaign_from_the_browser(server: Server, tmp_path: Path) -> 
             page.locator("#immediately").check()
             page.locator("#launch-now").click()
             expect(
-                page.get_by_role("heading", name=f"Rozesílka: {CAMPAIGN} – hlavní rozeslání")
+                page.get_by_role(
+                    "heading", name=f"Rozesílka: {load_blueprint(CAMPAIGN).name} – hlavní rozeslání"
+                )
             ).to_be_visible()
             expect(page.locator("#total-count")).to_have_text(size)
             worker = _send_in_background(server.engine)
@@ -294,7 +297,7 @@ def test_it_runs_a_campaign_from_the_browser(server: Server, tmp_path: Path) -> 
             page.screenshot(path=str(SHOTS / "knihovna.png"))
             page.locator("table a[href^='/console/contacts/']").first.click()
             expect(page.get_by_role("heading", name="Odeslané zprávy")).to_be_visible()
-            expect(page.locator("table").first).to_contain_text(CAMPAIGN)
+            expect(page.locator("table").first).to_contain_text(load_blueprint(CAMPAIGN).name)
             page.screenshot(path=str(SHOTS / "kontakt.png"), full_page=True)
 
             # Results of the run: people apart from machines, the joining credited.
@@ -322,7 +325,7 @@ def test_it_runs_a_campaign_from_the_browser(server: Server, tmp_path: Path) -> 
             page.screenshot(path=str(SHOTS / "zaznam-cinnosti.png"))
 
             page.goto(f"{base}/console/")
-            expect(page.locator("main table").first).to_contain_text(CAMPAIGN)
+            expect(page.locator("main table").first).to_contain_text(load_blueprint(CAMPAIGN).name)
             page.screenshot(path=str(SHOTS / "prehled.png"), full_page=True)
         finally:
             browser.close()

@@ -67,11 +67,14 @@ def test_it_fits_a_phone_and_names_its_controls(server: Server) -> None:
 CRAMPED = """() => {
   const scrolling = [];
   for (const box of document.querySelectorAll('.table-wrap')) {
-    if (box.scrollWidth > box.clientWidth + 1) scrolling.push(box.querySelector('th, td')?.textContent);
+    if (box.scrollWidth > box.clientWidth + 1) {
+      scrolling.push(box.querySelector('th, td')?.textContent);
+    }
   }
   const narrow = [];
   for (const dd of document.querySelectorAll('dl.props dd')) {
-    if (dd.getClientRects().length && dd.getBoundingClientRect().width < 200) narrow.push(dd.textContent.slice(0, 40));
+    const shown = dd.getClientRects().length;
+    if (shown && dd.getBoundingClientRect().width < 200) narrow.push(dd.textContent.slice(0, 40));
   }
   const unlabelled = Array.from(document.querySelectorAll('.table-wrap tbody td'))
     .filter((td) => !td.hasAttribute('data-label')).length;
