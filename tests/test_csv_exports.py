@@ -136,8 +136,36 @@ def _import_report_export(client: TestClient, engine: Engine, csrf: str) -> str:
     return response.text
 
 
+def _registrations_export(client: TestClient, engine: Engine, csrf: str) -> str:
+    from mailer.models import EventRegistration
+
+    slug = "knihovny-soucasnosti-2027"
+    with Session(engine) as session:
+        for i, name in enumerate(HOSTILE):
+            session.add(
+                EventRegistration(
+                    campaign=slug,
+                    name=name,
+                    role=name[:100],
+                    library_name=name,
+                    email=f"r{i}@knihovna.example",
+                )
+            )
+        session.commit()
+    response = client.post(
+        f"/console/campaigns/{slug}/registrations.csv", data={"csrf_token": csrf}
+    )
+    assert response.status_code == 200, response.text
+    rows = _cells(response.text)
+    assert len(rows) == 1 + len(HOSTILE)
+    assert {r[2] for r in rows[1:]} == {"'" + h for h in HOSTILE}
+    _assert_inert(rows)
+    return response.text
+
+
 EXPORTS = {
     "/console/runs/{run_id}/results.csv": _results_export,
+    "/console/campaigns/{slug}/registrations.csv": _registrations_export,
     "/console/contacts/import/report/{token}": _import_report_export,
 }
 
