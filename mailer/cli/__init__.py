@@ -7,6 +7,7 @@ from mailer.cli import campaigns as campaigns_cli
 from mailer.cli import contacts as contacts_cli
 from mailer.cli import db as db_cli
 from mailer.cli import demo as demo_cli
+from mailer.cli import doctor as doctor_cli
 from mailer.cli import inbound as inbound_cli
 from mailer.cli import launch as launch_cli  # noqa: F401  (adds `campaigns launch`)
 from mailer.cli import runs as runs_cli
@@ -35,6 +36,8 @@ app.command("inbound")(inbound_cli.inbound)
 app.add_typer(campaigns_cli.app, name="campaigns")
 app.add_typer(runs_cli.app, name="runs")
 app.command("send")(send_cli.send)
+app.command("doctor")(doctor_cli.doctor)
+app.add_typer(doctor_cli.dkim_app, name="dkim")
 
 
 # Typer reads its panel titles when it prints; set before any command runs (also under tests).

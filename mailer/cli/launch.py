@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mailer.audience.segments import SegmentError
 from mailer.cli.campaigns import app
@@ -19,6 +20,7 @@ from mailer.compose.check import check_blueprint
 from mailer.compose.czech import format_moment
 from mailer.compose.step_labels import step_names
 from mailer.db import get_engine
+from mailer.delivery.readiness import readiness
 from mailer.delivery.runs import BlueprintRejected, launch, window_start
 from mailer.models import utcnow
 
@@ -58,6 +60,18 @@ def launch_cmd(
     if problems:
         for problem in problems:
             err.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    # Unfinished content or an unfit setup: refused for a real relay, shown for capture.
+    ready = readiness(blueprint)
+    if ready.note:
+        err.print(f"[yellow]{escape(ready.note)}[/yellow]")
+    for warning in ready.warnings:
+        err.print(f"[yellow]Upozornění:[/yellow] {escape(warning)}")
+    if ready.refused:
+        err.print(f"[red]Kampaň {slug} nelze odeslat na skutečný server, dokud zbývá:[/red]")
+        for item in ready.errors:
+            err.print(f"[red]  • {escape(item)}[/red]")
+        err.print("Nic nebylo spuštěno. Stav nasazení ukáže sdruk doctor.")
         raise typer.Exit(1)
     moment = utcnow()
     window = blueprint.sending_window

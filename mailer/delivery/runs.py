@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from mailer.delivery import outbox as ob
+from mailer.delivery.readiness import readiness
 from mailer.models import (
     TRANSACTIONAL_CAMPAIGN,
     AuditEntry,
@@ -65,6 +66,21 @@ class BlueprintRejected(ValueError):
         self.problems = problems
         listed = "; ".join(str(p) for p in problems)
         super().__init__(f"Kampaň {slug} neprošla kontrolou, nic nebylo odesláno: {listed}")
+
+
+class LaunchRefused(BlueprintRejected):
+    """A launch to a real relay while the setup or the campaign is unfinished; the message
+    (Czech) says what to fill in and where (mailer/delivery/readiness.py)."""
+
+    def __init__(self, slug: str, problems: list[str]) -> None:
+        self.slug = slug
+        self.problems = problems
+        ValueError.__init__(
+            self,
+            f"Kampaň {slug} nelze odeslat na skutečný server, dokud zbývá: "
+            + " ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+            + " Nic nebylo odesláno.",
+        )
 
 
 @dataclass(frozen=True)
@@ -167,6 +183,7 @@ def launch(
     if found:
         return found
     _refuse_broken(blueprint)
+    _refuse_unready(blueprint)
     content = freeze(blueprint, step)
     try:
         with engine.begin() as conn:
@@ -240,6 +257,13 @@ def _refuse_broken(blueprint: Blueprint) -> None:
     problems = check_blueprint(blueprint.slug, blueprint.directory.parent)
     if problems:
         raise BlueprintRejected(blueprint.slug, problems)
+
+
+def _refuse_unready(blueprint: Blueprint) -> None:
+    # The launch gate: no real send with placeholders or doctor errors left (readiness.py).
+    found = readiness(blueprint)
+    if found.refused:
+        raise LaunchRefused(blueprint.slug, found.errors)
 
 
 def _audit(

@@ -470,6 +470,11 @@ class SMTPTransport:
     def describe(self) -> str:
         return self.config.describe()
 
+    async def connect_once(self) -> aiosmtplib.SMTP:
+        """One connection, with TLS and AUTH as configured (`sdruk doctor`'s login check);
+        the caller quits it."""
+        return (await self._connect()).client
+
     async def _connect(self) -> _Connection:
         c = self.config
         self._raise_refusal()

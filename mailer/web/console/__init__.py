@@ -13,6 +13,7 @@ from mailer.web.console import (
     contacts,
     dashboard,
     editor,
+    deployment,
     imports,
     media_library,
     registrations,
@@ -37,6 +38,7 @@ MODULES = (
     campaigns,
     media_library,
     admin,
+    deployment,
 )
 for _module in MODULES:
     router.include_router(_module.router)

@@ -26,6 +26,7 @@ from mailer.audience.segments import (
 from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
 from mailer.compose.render import Composer, Recipient, freeze, shown_subject
 from mailer.delivery import runs
+from mailer.delivery.readiness import readiness
 from mailer.delivery.transport import transport_from_url
 from mailer.models import (
     CAMPAIGN_RUNS,
@@ -390,6 +391,7 @@ def _launch_page(
             select(ScheduledStep).where(ScheduledStep.campaign == slug, ScheduledStep.step == step)
         ).first(),
         transport=transport_note(),
+        readiness=readiness(blueprint),
         now=now,
         window_open=window.is_open(now),
         window_text=window.describe(),
