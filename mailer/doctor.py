@@ -89,8 +89,11 @@ def dns_lookup(name: str) -> list[str]:
     return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
-def is_real_relay(smtp_url: str) -> bool:
-    """Whether mail leaves the machine (not capture:// or null://)."""
+def is_real_relay(smtp_url: str, settings: Any | None = None) -> bool:
+    """Whether mail reaches real people: not capture:// or null://, nor a relay the settings
+    declare a test relay (SMTP_TEST_RELAY)."""
+    if settings is not None and getattr(settings, "smtp_test_relay", False):
+        return False
     return not smtp_url.startswith(("capture://", "null://"))
 
 
@@ -314,6 +317,14 @@ def check_relay(settings: Any, login: Callable[[str], None] | None = None) -> Ch
     """The relay's greeting, TLS and login, with one connection."""
     title = "Přihlášení k odesílacímu serveru (SMTP_URL)"
     url = settings.resolved_smtp_url()
+    if getattr(settings, "smtp_test_relay", False):
+        return Check(
+            "relay",
+            title,
+            Level.WARNING,
+            "Odesílací server je označený jako zkušební (SMTP_TEST_RELAY): spuštění se "
+            "neodmítají. Pro ostré rozesílání tuto volbu vypněte.",
+        )
     if not is_real_relay(url):
         return Check(
             "relay",

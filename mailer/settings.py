@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # (default SENDER_DOMAIN). An Ed25519 key may add a second signature (RFC 8463). During a
     # key rotation the previous keys ("selector:/path/key.pem", JSON list) stay published:
     # `sdruk doctor` shows the TXT record of each.
+    # A relay that delivers to nobody real (a staging mail catcher such as Mailpit, or a test's
+    # own server): launches to it are warned about unfinished content, not refused.
+    smtp_test_relay: bool = Field(default=False, alias="SMTP_TEST_RELAY")
     dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
     dkim_domain: str = Field(default="", alias="DKIM_DOMAIN")

@@ -264,7 +264,19 @@ def test_it_lets_capture_go_on_with_a_visible_warning(
     found = readiness(conference)
     assert not found.real_relay and not found.refused and found.errors == []
     text = " ".join([found.note, *found.warnings])
-    assert "zachytávají" in text and "SENDER_ICO" in text and "to_be_confirmed" in text
+    assert "zachytávání" in text and "SENDER_ICO" in text and "to_be_confirmed" in text
+    assert runs.launch(engine, conference).created
+
+
+def test_it_warns_only_for_a_declared_test_relay(
+    engine: Engine, campaigns: Path, monkeypatch: pytest.MonkeyPatch, key_file: Path
+) -> None:
+    """A staging mail catcher (or a test's own SMTP server) reaches nobody real."""
+    add_contacts(engine, 5)
+    real_relay(monkeypatch, key_file, SENDER_ICO="[IČO – doplnit]", SMTP_TEST_RELAY="true")
+    conference = load_blueprint("knihovny-soucasnosti-2027")
+    found = readiness(conference)
+    assert not found.refused and "SENDER_ICO" in " ".join(found.warnings)
     assert runs.launch(engine, conference).created
 
 

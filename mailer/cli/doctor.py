@@ -65,8 +65,8 @@ def _where(settings: object) -> str:
     from mailer.doctor import is_real_relay
 
     url = settings.resolved_smtp_url()  # type: ignore[attr-defined]
-    if not is_real_relay(url):
-        return "jen zachytávání, nic neodchází"
+    if not is_real_relay(url, settings):
+        return "jen zachytávání nebo zkušební server, nic nedojde příjemcům"
     try:
         return parse_smtp_url(url).describe()
     except TransportConfigError as exc:

@@ -1,13 +1,13 @@
 """The launch gate: may this campaign go out where SMTP_URL points?
 
-To a real relay (not capture:// or null://) a launch is refused while unfinished content is
-left (a "doplnit"/"POTVRDIT" placeholder in the campaign's files, an item of `to_be_confirmed`,
-a placeholder in the sender identity the footer prints) or any error of `sdruk doctor` remains
-(mailer/doctor.py; its relay login is left to `sdruk doctor` and to the worker, which pauses the
-run at the first refused login); doctor warnings are shown. Capture and the demo may go on:
-everything is shown as a warning. Every launch path (CLI, console, scheduler) passes here
-through `delivery.runs.launch` (which raises LaunchRefused); the CLI and the console's launch
-page show `readiness()` first.
+To a real relay (not capture:// or null://, nor one that SMTP_TEST_RELAY declares a test relay)
+a launch is refused while unfinished content is left (a "doplnit"/"POTVRDIT" marker in the
+campaign's files, an item of `to_be_confirmed`, a placeholder in the sender identity the footer
+prints) or any error of `sdruk doctor` remains (mailer/doctor.py; its relay login is left to
+`sdruk doctor` and to the worker, which pauses the run at the first refused login); doctor
+warnings are shown. Capture and the demo go on, with everything shown as a warning. Every
+launch path (CLI, console, scheduler) passes here through `delivery.runs.launch` (which raises
+LaunchRefused); the CLI and the console's launch page show `readiness()` first.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def readiness(
     from mailer.settings import get_settings
 
     settings = settings or get_settings()
-    real = is_real_relay(settings.resolved_smtp_url())
+    real = is_real_relay(settings.resolved_smtp_url(), settings)
     problems = unfinished_content(blueprint)
     checks = run_doctor(
         settings,
@@ -110,8 +110,8 @@ def readiness(
     warnings = [f"{c.title}: {c.detail}" for c in checks if c.level is Level.WARNING]
     if not real:
         note = (
-            "Zprávy se jen zachytávají (nic neodejde ven), proto spuštění pokračuje. Před "
-            "ostrým rozesíláním doplňte:"
+            "Zprávy nedojdou skutečným příjemcům (zachytávání nebo zkušební server), proto "
+            "spuštění pokračuje. Před ostrým rozesíláním doplňte:"
             if problems
             else ""
         )

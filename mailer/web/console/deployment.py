@@ -19,7 +19,7 @@ router = APIRouter(route_class=ConsoleRoute)
 @router.get("/setup", response_class=HTMLResponse)
 def deployment_status(request: Request, staff: AdminReader, relay: bool = False) -> HTMLResponse:
     settings = get_settings()
-    real = is_real_relay(settings.resolved_smtp_url())
+    real = is_real_relay(settings.resolved_smtp_url(), settings)
     checks = run_doctor(
         settings, campaign_from=campaign_senders(), network=real, relay=real and relay
     )
