@@ -12,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mailer.cli.czech import CzechTyper
+
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-dkim_app = typer.Typer(help="Klíče DKIM pro podepisování zpráv.", no_args_is_help=True)
+dkim_app = CzechTyper(help="Klíče DKIM pro podepisování zpráv.", no_args_is_help=True)
 
 MARKS = {"ok": "[green]✓ v pořádku[/green]", "warning": "[yellow]! upozornění[/yellow]"}
 
