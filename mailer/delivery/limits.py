@@ -178,7 +178,7 @@ def spread(limits: SendLimits, remaining: int) -> tuple[str | None, float | None
     note = (
         f"Denní limit odesílání je {_number(per_day)} zpráv za den: zbývajících "
         f"{_number(remaining)} {plural(remaining, 'zprávu', 'zprávy', 'zpráv')} rozešleme "
-        f"postupně, potrvá to {days} {plural(days, 'den', 'dny', 'dní')}."
+        f"postupně, potrvá to nejméně {days} {plural(days, 'den', 'dny', 'dní')}."
     )
     return note, max(least or 0.0, (days - 1) * 86400.0)
 
