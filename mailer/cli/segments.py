@@ -23,6 +23,7 @@ from mailer.audience.segments import (
 )
 from mailer.cli.contacts import require_schema
 from mailer.cli.czech import CzechTyper
+from mailer.compose.czech import count_noun
 from mailer.db import get_engine, session_scope
 from mailer.models import LIBRARY_TYPE_LABELS, Contact, Library, LibraryType, SavedSegment, utcnow
 
@@ -157,7 +158,8 @@ def show_cmd(
         ]
         typer.echo(json.dumps({"count": total, "contacts": items}, ensure_ascii=False))
         return
-    table = Table(title=f"Segment: {total} kontaktů (zobrazeno {len(rows)})", title_justify="left")
+    people = count_noun(total, "kontakt", "kontakty", "kontaktů")
+    table = Table(title=f"Segment: {people} (zobrazeno {len(rows)})", title_justify="left")
     table.add_column("E-mail", no_wrap=True)
     for title in ("Jméno", "Knihovna", "Typ", "Kraj", "Člen"):
         table.add_column(title, overflow="fold")
@@ -197,7 +199,8 @@ def save_cmd(
     if as_json:
         typer.echo(json.dumps({"name": name, "definition": segment.definition, "count": n}))
     else:
-        console.print(f"Segment „{name}“ uložen ({n} kontaktů).")
+        people = count_noun(n, "kontakt", "kontakty", "kontaktů")
+        console.print(f"Segment „{name}“ uložen ({people}).")
 
 
 @app.command("fields")

@@ -64,6 +64,25 @@ def suppression_list(
     notice: str = "",
     page_no: Annotated[PageNumber, Query(alias="page")] = 1,
 ) -> HTMLResponse:
+    return _suppression_page(
+        request,
+        staff,
+        session,
+        email,
+        page_no,
+        notice={"added": "Adresa byla zablokována."}.get(notice),
+    )
+
+
+def _suppression_page(
+    request: Request,
+    staff: Any,
+    session: Session,
+    email: str,
+    page_no: int,
+    status_code: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
     check = None
     if email.strip():
         try:
@@ -87,6 +106,7 @@ def suppression_list(
         request,
         "suppressions.html",
         staff,
+        status_code=status_code,
         rows=rows,
         total=total,
         by_reason=by_reason,
@@ -94,7 +114,7 @@ def suppression_list(
         check=check,
         page_no=page_no,
         pages=max(1, math.ceil(total / PAGE_SIZE)),
-        notice={"added": "Adresa byla zablokována."}.get(notice),
+        **extra,
     )
 
 
@@ -111,14 +131,15 @@ def suppression_add(
         digest = address_hash(normal)
         suppress(session, normal, "manual")
     except InvalidAddress as exc:
-        return page(
+        return _suppression_page(
             request,
-            "message.html",
             staff,
+            session,
+            "",
+            1,
             status_code=422,
-            title="Adresu nelze zablokovat",
-            error=exc.reason,
-            back="/console/suppressions",
+            error=f"Adresu nelze zablokovat: {exc.reason}",
+            typed_email=email,
         )
     audit(session, staff.email, "suppress", digest[:16], address_hash=digest)
     session.commit()
@@ -335,7 +356,18 @@ def user_add(
     try:
         user = create_user(session, email, role, password, name)
     except ValueError as exc:
-        return _user_error(request, staff, str(exc))
+        # The list again, with the error and what was typed (never the password).
+        session.rollback()
+        return page(
+            request,
+            "users.html",
+            staff,
+            status_code=422,
+            users=session.exec(select(User).order_by(col(User.email))).all(),
+            roles=ROLES,
+            error=str(exc),
+            typed={"email": email, "name": name, "role": role},
+        )
     audit(session, staff.email, "user_add", user.email, role=role)
     session.commit()
     return RedirectResponse("/console/users?notice=added", status_code=303)

@@ -211,6 +211,14 @@ async def contact_edit(request: Request, contact_id: RowId, staff: Editor, sessi
     )
     topics_back = {t for t in opted_out if t in wanted}
     reactivating = status == ContactStatus.ACTIVE and contact.status != ContactStatus.ACTIVE
+    # What was typed comes back with an error, so nothing has to be typed twice.
+    typed = {
+        "salutation": salutation,
+        "status": status,
+        "topics": wanted,
+        "consent": consent,
+        "evidence": evidence,
+    }
     if (reactivating or topics_back) and not (consent and evidence):
         ctx = _contact_context(session, contact)
         return page(
@@ -220,6 +228,7 @@ async def contact_edit(request: Request, contact_id: RowId, staff: Editor, sessi
             status_code=422,
             error="Opětovné přihlášení kontaktu nebo tématu, které sám odhlásil, je možné jen "
             "s doloženým souhlasem: zaškrtněte souhlas a popište, kdy a jak jej kontakt dal.",
+            typed=typed,
             **ctx,
         )
     changes: dict[str, Any] = {}
@@ -238,6 +247,7 @@ async def contact_edit(request: Request, contact_id: RowId, staff: Editor, sessi
                 staff,
                 status_code=422,
                 error="Kontakt s nedoručitelnou adresou nebo se stížností nelze znovu přihlásit.",
+                typed=typed,
                 **ctx,
             )
         changes["status"] = ContactStatus.ACTIVE.value
