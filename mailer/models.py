@@ -422,6 +422,41 @@ class User(SQLModel, table=True):
     locked_until: datetime | None = _when(default=None)
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in console session. The cookie holds a random token; only its sha256 is kept,
+    so the table cannot be used to sign in. Sign-out, a password change and "sign out
+    everywhere" revoke it at once, in every worker."""
+
+    __tablename__ = "console_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="staff_user.id", index=True, ondelete="CASCADE")
+    csrf: str = Field(max_length=64)
+    created_at: datetime = _when(default_factory=utcnow)
+    last_seen_at: datetime = _when(default_factory=utcnow)
+    expires_at: datetime = _when()
+    revoked_at: datetime | None = _when(default=None)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins, per account and client address together (both set), per account from
+    anywhere (address "") and per address for any account (account ""). Kept in the database
+    so the throttle holds across workers and restarts."""
+
+    __tablename__ = "sign_in_throttle"
+
+    account: str = Field(primary_key=True, max_length=320)
+    address: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    last_failure_at: datetime | None = _when(default=None)
+    blocked_until: datetime | None = _when(default=None)
+    # A pair that signed in successfully before: the account-wide and address-wide throttles
+    # do not apply to it, so an attacker elsewhere cannot lock the real user out.
+    last_success_at: datetime | None = _when(default=None)
+
+
 class AuditEntry(SQLModel, table=True):
     """Who launched, paused, exported or erased what, and when."""
 

@@ -80,12 +80,21 @@ class Settings(BaseSettings):
     # A relay that delivers to nobody real (a staging mail catcher such as Mailpit, or a test's
     # own server): launches to it are warned about unfinished content, not refused.
     smtp_test_relay: bool = Field(default=False, alias="SMTP_TEST_RELAY")
+
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR
+    # networks, comma-separated). Empty: the client is whoever opened the connection, so no
+    # client can pick its own address for the sign-in throttle or the event log.
+    trusted_proxies: str = Field(default="", alias="TRUSTED_PROXIES")
+
     dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
     dkim_domain: str = Field(default="", alias="DKIM_DOMAIN")
     dkim_ed25519_selector: str = Field(default="", alias="DKIM_ED25519_SELECTOR")
     dkim_ed25519_key_file: Path | None = Field(default=None, alias="DKIM_ED25519_KEY_FILE")
     dkim_previous_keys: list[str] = Field(default_factory=list, alias="DKIM_PREVIOUS_KEYS")
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from mailer.audience.contacts import import_contacts
 from mailer.web.console import router
-from mailer.web.console.auth import create_user, ip_throttle
+from mailer.web.console.auth import create_user
 
 BASE_URL = "https://kampane.sdruk.test"
 PASSWORD = "heslo-pro-testy-123"
@@ -68,7 +68,6 @@ def csrf_of(html: str) -> str:
 
 def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
     """Signs in through the form; returns the session's CSRF token."""
-    ip_throttle.reset()
     form = client.get("/console/login")
     response = client.post(
         "/console/login",

@@ -12,12 +12,12 @@ from sqlmodel import Session, col, select
 from mailer.cli.czech import CzechTyper
 from mailer.db import get_engine
 from mailer.models import User
+from mailer.web.console import auth
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import (
     ROLE_LABELS,
     ROLES,
     create_user,
-    hash_password,
     validate_password,
 )
 
@@ -108,10 +108,8 @@ def set_password(
     secret = _password(password)
     with Session(get_engine()) as session:
         user = _user(session, email)
-        user.password_hash = hash_password(secret)
-        user.failed_logins = 0
-        user.locked_until = None
-        session.add(user)
+        # Ends the user's console sessions and lifts the sign-in throttle of the account.
+        auth.set_password(session, user, secret)
         audit(session, ACTOR, "user_password", user.email)
         session.commit()
     console.print(f"Heslo uživatele {email} bylo změněno.")

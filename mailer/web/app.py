@@ -91,13 +91,17 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
 def make_server(host: str = "127.0.0.1", port: int = 8000, **options: object) -> uvicorn.Server:
     """A uvicorn server for the app, for `sdruk web` and for embedding in schedule.py
     (`await make_server(...).serve()`); it shuts down cleanly on SIGINT/SIGTERM."""
+    # Forwarded headers count only from the proxies in TRUSTED_PROXIES; without them uvicorn
+    # would believe any client on 127.0.0.1, which could then choose its own address.
+    proxies = get_settings().trusted_proxy_list()
     config = uvicorn.Config(
         "mailer.web.app:create_app",
         factory=True,
         host=host,
         port=port,
         access_log=False,
-        proxy_headers=True,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         **options,  # type: ignore[arg-type]
     )
     return uvicorn.Server(config)

@@ -30,7 +30,7 @@ from mailer.web.console.auth import (
     Editor,
     Reader,
     create_user,
-    hash_password,
+    set_password,
     validate_password,
 )
 from mailer.web.console.names import Names
@@ -412,10 +412,8 @@ def user_password(
     problem = validate_password(password)
     if problem:
         return _user_error(request, staff, problem)
-    user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    session.add(user)
+    # Every session of the user ends with the old password.
+    set_password(session, user, password)
     audit(session, staff.email, "user_password", user.email)
     session.commit()
     return RedirectResponse("/console/users?notice=password", status_code=303)

@@ -16,6 +16,7 @@ def audit(session: Session, actor: str, action: str, target: str = "", **detail:
 
 ACTION_LABELS = {
     "sign_in": "přihlášení",
+    "sign_out_everywhere": "odhlášení na všech zařízeních",
     "launch": "spuštění kampaně",
     "schedule": "naplánování kampaně",
     "pause": "pozastavení",

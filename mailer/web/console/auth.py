@@ -1,44 +1,30 @@
-"""Staff sign-in for the console: argon2 passwords, signed session cookies, CSRF tokens,
-throttled attempts and the role checks every route depends on."""
+"""Staff sign-in for the console: argon2 passwords, sessions kept in the database
+(`sessions`), CSRF tokens, the sign-in throttle (`throttle`) and the role checks every route
+depends on."""
 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.db import get_engine
-from mailer.models import User, UserRole
+from mailer.models import ConsoleSession, User, UserRole, utcnow
 from mailer.settings import get_settings
+from mailer.web.console import sessions, throttle
 
 SESSION_COOKIE = "sdruk_console"
 LOGIN_CSRF_COOKIE = "sdruk_console_login"
-SESSION_MAX_AGE = 12 * 3600  # one working day; staff sign in again the next morning
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-
-# Per account: after FREE_ATTEMPTS failures each further one locks the account for twice as
-# long as the previous lock, capped, so guessing is slow but a typo costs nothing.
-FREE_ATTEMPTS = 5
-LOCK_BASE = timedelta(seconds=30)
-LOCK_MAX = timedelta(hours=1)
-# Per client address, in memory: enough for one process; it only slows down spraying many
-# accounts from one place, the per-account lock in the database does the rest.
-IP_WINDOW_SECONDS = 15 * 60
-IP_MAX_FAILURES = 30
 
 _hasher = PasswordHasher()
 ROLES = tuple(r.value for r in UserRole)
@@ -87,26 +73,14 @@ def create_user(session: Session, email: str, role: str, password: str, name: st
     return user
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    # itsdangerous signs with the LAST key and verifies with any: settings list the current first.
-    keys = list(reversed(get_settings().signing_keys()))
-    return URLSafeTimedSerializer(keys, salt=salt)
-
-
-def make_session_cookie(user: User) -> str:
-    # The password hash tail binds the session to the password: changing it signs everyone out.
-    data = {"uid": user.id, "csrf": secrets.token_urlsafe(24), "pw": user.password_hash[-12:]}
-    return _serializer("console-session").dumps(data)
-
-
-def read_session_cookie(value: str | None) -> dict[str, Any] | None:
-    if not value:
-        return None
-    try:
-        data = _serializer("console-session").loads(value, max_age=SESSION_MAX_AGE)
-    except BadSignature:
-        return None
-    return data if isinstance(data, dict) else None
+def set_password(session: Session, user: User, password: str) -> None:
+    """A new password (already validated): every session of the user ends, and the sign-in
+    throttle forgives the account (the caller commits)."""
+    assert user.id is not None
+    user.password_hash = hash_password(password)
+    session.add(user)
+    sessions.revoke_all(session, user.id)
+    throttle.forgive(session, user.email)
 
 
 def cookie_options(request: Request) -> dict[str, Any]:
@@ -116,10 +90,11 @@ def cookie_options(request: Request) -> dict[str, Any]:
 
 @dataclass
 class Staff:
-    """The signed-in user of one request and the CSRF token of their session."""
+    """The signed-in user of one request and their session (with its CSRF token)."""
 
     user: User
     csrf: str
+    session: ConsoleSession | None = None
 
     @property
     def can_edit(self) -> bool:
@@ -161,14 +136,22 @@ def _refuse_anonymous(request: Request) -> HTTPException:
     return HTTPException(status_code=401, detail="Přihlaste se do konzole.")
 
 
+def staff_of(request: Request, session: Session) -> Staff | None:
+    """The signed-in staff of a request (a live session of an existing user), or None."""
+    row = sessions.find(session, request.cookies.get(SESSION_COOKIE))
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None:
+        return None
+    return Staff(user=user, csrf=row.csrf, session=row)
+
+
 def current_staff(request: Request, session: DB) -> Staff:
-    data = read_session_cookie(request.cookies.get(SESSION_COOKIE))
-    if not data or not isinstance(data.get("uid"), int):
+    staff = staff_of(request, session)
+    if staff is None:
         raise _refuse_anonymous(request)
-    user = session.get(User, data["uid"])
-    if user is None or user.password_hash[-12:] != data.get("pw"):
-        raise _refuse_anonymous(request)
-    return Staff(user=user, csrf=str(data.get("csrf", "")))
+    return staff
 
 
 async def _submitted_csrf(request: Request) -> str:
@@ -220,71 +203,29 @@ Admin = Annotated[Staff, Depends(admin_staff)]
 AdminReader = Annotated[Staff, Depends(admin_reader)]
 
 
-class IpThrottle:
-    """Failed sign-ins per client address in a sliding window (in memory, per process)."""
-
-    def __init__(self, limit: int = IP_MAX_FAILURES, window: float = IP_WINDOW_SECONDS) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, ip: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(ip, deque())
-        while times and times[0] < now - self.window:
-            times.popleft()
-        return times
-
-    def blocked(self, ip: str) -> bool:
-        with self._lock:
-            return len(self._recent(ip, time.monotonic())) >= self.limit
-
-    def fail(self, ip: str) -> None:
-        with self._lock:
-            self._recent(ip, time.monotonic()).append(time.monotonic())
-
-    def reset(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
-
-ip_throttle = IpThrottle()
-
-
 class SignInError(Exception):
     """Why a sign-in was refused, in Czech."""
 
 
 def authenticate(session: Session, email: str, password: str, ip: str) -> User:
-    """The user for correct credentials; otherwise SignInError. Records failures and locks."""
-    if ip_throttle.blocked(ip):
-        raise SignInError("Příliš mnoho neúspěšných pokusů z této adresy. Zkuste to později.")
-    now = datetime.now(UTC)
-    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    """The user for correct credentials; otherwise SignInError. Failures are counted per
+    account and address (see `throttle`), in the database."""
+    refused = throttle.refusal(session, email, ip)
+    if refused:
+        raise SignInError(refused)
+    user = session.exec(select(User).where(User.email == email.strip().lower()[:320])).first()
     if user is None:
         # Same work as a real check, so timing does not tell which accounts exist.
         verify_password(_dummy_hash(), password)
-        ip_throttle.fail(ip)
+        throttle.record_failure(session, email, ip)
         raise SignInError("Nesprávný e-mail nebo heslo.")
-    if user.locked_until and user.locked_until > now:
-        ip_throttle.fail(ip)
-        raise SignInError(
-            "Účet je po několika neúspěšných pokusech dočasně zablokován. Zkuste to později."
-        )
     if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        over = user.failed_logins - FREE_ATTEMPTS
-        if over >= 0:
-            user.locked_until = now + min(LOCK_BASE * (2**over), LOCK_MAX)
-        session.add(user)
-        session.commit()
-        ip_throttle.fail(ip)
+        throttle.record_failure(session, email, ip)
         raise SignInError("Nesprávný e-mail nebo heslo.")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    throttle.record_success(session, email, ip)
+    user.last_login_at = utcnow()
     session.add(user)
     session.commit()
     return user

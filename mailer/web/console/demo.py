@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from mailer.models import User, UserRole
 from mailer.settings import get_settings
 from mailer.web.console.audit import audit
-from mailer.web.console.auth import hash_password, verify_password
+from mailer.web.console.auth import hash_password, set_password, verify_password
 
 DEMO_ADMIN_EMAIL = "admin@sdruk.example"
 DEMO_ADMIN_FILE = "demo-admin.txt"
@@ -37,9 +37,7 @@ def ensure_demo_admin(engine: Engine) -> tuple[str, str]:
             )
             audit(session, "make run", "user_add", DEMO_ADMIN_EMAIL, role="admin")
         else:
-            user.password_hash = hash_password(password)
-            user.failed_logins = 0
-            user.locked_until = None
+            set_password(session, user, password)
             audit(session, "make run", "user_password", DEMO_ADMIN_EMAIL)
         session.add(user)
         session.commit()

@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlmodel import Session
 
-from mailer.models import User
-from mailer.web.console.auth import SESSION_COOKIE, Staff, engine_dep, read_session_cookie
+from mailer.web.console.auth import Staff, engine_dep, staff_of
 
 TITLES = {
     400: "Neplatný požadavek",
@@ -48,14 +47,8 @@ def _back(request: Request) -> str | None:
 
 def _signed_in(request: Request) -> Staff | None:
     """The signed-in staff, for the navigation of an error page; None when not signed in."""
-    data = read_session_cookie(request.cookies.get(SESSION_COOKIE))
-    if not data or not isinstance(data.get("uid"), int):
-        return None
-    with Session(engine_dep(request)) as session:
-        user = session.get(User, data["uid"])
-    if user is None or user.password_hash[-12:] != data.get("pw"):
-        return None
-    return Staff(user=user, csrf=str(data.get("csrf", "")))
+    with Session(engine_dep(request), expire_on_commit=False) as session:
+        return staff_of(request, session)
 
 
 def invalid_page(request: Request, problems: list[str], retry: str | None) -> Response:

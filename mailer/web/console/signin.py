@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from mailer.web.console import sessions
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import (
     DB,
@@ -19,7 +20,6 @@ from mailer.web.console.auth import (
     authenticate,
     check_csrf,
     cookie_options,
-    make_session_cookie,
     new_login_csrf,
 )
 from mailer.web.console.render import page
@@ -91,16 +91,34 @@ def login(
     except SignInError as exc:
         return _login_page(request, _safe_next(next), str(exc), 401)
     audit(session, user.email, "sign_in", ip=_client_ip(request))
+    token = sessions.start(session, user, _client_ip(request), request.headers.get("user-agent"))
     session.commit()
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, make_session_cookie(user), **cookie_options(request))
+    response.set_cookie(SESSION_COOKIE, token, **cookie_options(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, staff: Reader) -> Response:
+async def logout(request: Request, staff: Reader, session: DB) -> Response:
     await check_csrf(request, staff)
+    if staff.session is not None:
+        sessions.revoke(session, staff.session)
+        session.commit()
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout-everywhere")
+async def logout_everywhere(request: Request, staff: Reader, session: DB) -> Response:
+    """Ends every session of the signed-in user, on every computer (a lost laptop, a shared
+    one left signed in)."""
+    await check_csrf(request, staff)
+    assert staff.user.id is not None
+    ended = sessions.revoke_all(session, staff.user.id)
+    audit(session, staff.email, "sign_out_everywhere", sessions=ended)
+    session.commit()
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/console")
     return response
