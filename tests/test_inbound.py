@@ -48,14 +48,26 @@ def _list_unsubscribe(outbox_id: int) -> str:
     return f"<https://kampane.sdruk.test/u/{token}>, <mailto:unsubscribe+{mailto}@{BOUNCE_DOMAIN}>"
 
 
-def _original_headers(outbox_id: int, to: str) -> str:
+def _message_id(run_id: int, outbox_id: int) -> str:
+    """The Message-ID the composer gives a message of a run without a nonce (older runs)."""
+    return f"sdruk.{run_id}.{outbox_id}@sdruk.cz"
+
+
+def _original_headers(
+    outbox_id: int, to: str, *, run_id: int = 1, only_list_unsubscribe: bool = False
+) -> str:
+    own = (
+        ""
+        if only_list_unsubscribe
+        else f"Return-Path: <{_verp(outbox_id)}>\r\n"
+        f"Message-ID: <{_message_id(run_id, outbox_id)}>\r\n"
+    )
     return (
-        f"Return-Path: <{_verp(outbox_id)}>\r\n"
+        f"{own}"
         "From: =?utf-8?q?Sdru=C5=BEen=C3=AD_knihoven_=C4=8CR?= <sdruk@sdruk.cz>\r\n"
         f"To: {to}\r\n"
         "Subject: =?utf-8?q?P=C5=99idejte_se_k_n=C3=A1m?=\r\n"
         "Date: Tue, 24 Nov 2026 22:14:58 +0100\r\n"
-        f"Message-ID: <{outbox_id}.run@sdruk.cz>\r\n"
         f"List-Unsubscribe: {_list_unsubscribe(outbox_id)}\r\n"
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
     )
@@ -121,9 +133,19 @@ def postfix_dsn(outbox_id: int, rcpt: str, status: str, action: str = "failed") 
     ).encode()
 
 
-def arf_report(outbox_id: int, rcpt: str, *, redacted: bool) -> bytes:
+def arf_report(
+    outbox_id: int,
+    rcpt: str,
+    *,
+    redacted: bool,
+    run_id: int = 1,
+    only_list_unsubscribe: bool = False,
+) -> bytes:
     """An abuse report as feedback loops send it (RFC 5965). Redacted reports (common) leave
     out the envelope sender; the original's List-Unsubscribe token still names the message."""
+    original = _original_headers(
+        outbox_id, rcpt, run_id=run_id, only_list_unsubscribe=only_list_unsubscribe
+    )
     boundary = "part1_13d.2e68ed54_boundary"
     mail_from = "" if redacted else f"Original-Mail-From: <{_verp(outbox_id)}>\r\n"
     return (
@@ -161,7 +183,7 @@ def arf_report(outbox_id: int, rcpt: str, *, redacted: bool) -> bytes:
         "Content-Type: message/rfc822\r\n"
         "Content-Disposition: inline\r\n"
         "\r\n"
-        f"{_original_headers(outbox_id, rcpt)}"
+        f"{original}"
         "MIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Content-Transfer-Encoding: 8bit\r\n"
@@ -268,7 +290,9 @@ def test_it_marks_a_complaint_from_an_arf_report(
 ) -> None:
     world = make_world(engine)
     pending = make_world(engine, step="reminder", status=MessageStatus.QUEUED)
-    report = arf_report(world.outbox_ids[2], "reditelka2@knihovna-test.cz", redacted=redacted)
+    report = arf_report(
+        world.outbox_ids[2], "reditelka2@knihovna-test.cz", redacted=redacted, run_id=world.run_id
+    )
     with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
         smtp.sendmail("staff@feedback.mailbox-provider.example", [f"fbl@{BOUNCE_DOMAIN}"], report)
     contact = _contact(engine, world.contact_ids[2])
@@ -283,6 +307,38 @@ def test_it_marks_a_complaint_from_an_arf_report(
         "abuse",
     )
     assert untouched is not None and untouched.status == MessageStatus.QUEUED  # another contact
+
+
+def test_it_needs_the_messages_own_identifiers_for_a_complaint(
+    engine: Engine, smtp_port: int
+) -> None:
+    # Anyone who sees a message sees its List-Unsubscribe: quoting it alone proves nothing.
+    world = make_world(engine)
+    report = arf_report(
+        world.outbox_ids[0],
+        "reditelka0@knihovna-test.cz",
+        redacted=True,
+        only_list_unsubscribe=True,
+    )
+    handler = InboundHandler(engine)
+    from mailer.web.inbound import process_message
+
+    assert process_message(engine, [f"fbl@{BOUNCE_DOMAIN}"], report, handler.signer) == [
+        "complaint:unverified"
+    ]
+    # Another message's Message-ID next to this one's tokens does not match either.
+    forged = arf_report(
+        world.outbox_ids[1], "reditelka1@knihovna-test.cz", redacted=False, run_id=world.run_id
+    )
+    forged = forged.replace(
+        _message_id(world.run_id, world.outbox_ids[1]).encode(),
+        _message_id(world.run_id, world.outbox_ids[2]).encode(),
+    )
+    with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
+        smtp.sendmail("staff@feedback.mailbox-provider.example", [f"fbl@{BOUNCE_DOMAIN}"], forged)
+    for contact_id in world.contact_ids:
+        assert _contact(engine, contact_id).status == "active"
+    assert _kinds(engine) == []
 
 
 def test_it_ignores_an_auto_reply_to_the_return_path(engine: Engine) -> None:

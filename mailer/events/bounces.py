@@ -243,3 +243,28 @@ def outbox_id_from_original(headers: Message | None, signer: Signer | None = Non
             if found is not None:
                 return found
     return None
+
+
+# Our Message-IDs: sdruk.<run>.<outbox>[.<run's nonce>]@<sender domain> (see compose.render).
+_OWN_MESSAGE_ID = re.compile(r"<?sdruk\.(\d+)\.(\d+)(?:\.([0-9a-f]+))?@[^>\s]+>?", re.IGNORECASE)
+
+
+def is_own_message(
+    headers: Message | None, run_id: int | None, outbox_id: int, nonce: str | None
+) -> bool:
+    """Whether a returned original carries the Message-ID we gave message `outbox_id` of run
+    `run_id` (with the run's nonce when it has one). Tokens in List-Unsubscribe are visible
+    to whoever sees the message; a complaint must also quote the message's own id."""
+    if headers is None or run_id is None:
+        return False
+    for value in headers.get_all("Message-ID") or []:
+        match = _OWN_MESSAGE_ID.fullmatch(str(value).strip())
+        if match is None:
+            continue
+        found_run, found_outbox, found_nonce = match.groups()
+        if (int(found_run), int(found_outbox)) != (run_id, outbox_id):
+            continue
+        if nonce and (found_nonce or "").lower() != nonce.lower():
+            continue
+        return True
+    return False

@@ -13,15 +13,18 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SMTPSession
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from mailer.db import session_scope
 from mailer.events import bounces, record
+from mailer.models import Run
 from mailer.settings import get_settings
 from mailer.tokens import Signer, default_signer
 
@@ -96,6 +99,9 @@ def process_message(
                 outcomes.append("unmatched")
                 continue
             if arf is not None:
+                if not _own_message(session, arf.original_headers, target):
+                    outcomes.append("complaint:unverified")
+                    continue
                 done = record.complaint(session, target, feedback_type=arf.feedback_type)
                 outcomes.append("complaint" if done else "complaint:already")
             elif dsn is not None:
@@ -119,6 +125,13 @@ def process_message(
     return outcomes
 
 
+def _own_message(session: Session, headers: Message | None, target: record.BounceTarget) -> bool:
+    """A complaint is recorded only for a report quoting the message's own Message-ID."""
+    run = session.get(Run, target.run_id) if target.run_id is not None else None
+    nonce = (run.content or {}).get("message_id_nonce") if run is not None else None
+    return bounces.is_own_message(headers, target.run_id, target.outbox_id, nonce)
+
+
 # What process_message did, for the log staff read (one line per message).
 OUTCOME_LABELS = {
     "unsubscribe": "odhlášení e-mailem zaznamenáno",
@@ -130,6 +143,8 @@ OUTCOME_LABELS = {
     "soft:already": "dočasná nedoručitelnost (už zaznamenána dříve)",
     "complaint": "stížnost na spam zaznamenána, kontakt odhlášen",
     "complaint:already": "stížnost na spam (už zaznamenána dříve)",
+    "complaint:unverified": "hlášení o spamu bez identifikátoru naší zprávy (Message-ID), "
+    "nezaznamenáno",
     "dsn:not-failed": "zpráva o zpoždění nebo doručení, nic se nemění",
     "unmatched": "nelze přiřadit k odeslané zprávě, nic se nemění",
     "ignored": "automatická odpověď, nic se nemění",

@@ -28,6 +28,7 @@ from mailer.web.console.auth import (
     Admin,
     AdminReader,
     Editor,
+    EditorReader,
     Reader,
     create_user,
     set_password,
@@ -260,32 +261,53 @@ def _eml_path(name: str) -> Path:
     return path
 
 
+# The per-recipient routes: open pixel, clicks, web version, unsubscribe, preferences.
+_RECIPIENT_ROUTES = "(?:o|c|v|u|p)"
+RECIPIENT_LINK_TEXT = "[odkaz příjemce – v konzoli vypnutý]"
+
+
 def neutralise_tracking(html: str, base_url: str) -> str:
-    """The message as staff may look at it: without the open pixel and with tracked links
-    disabled, so reading captured mail in the console never counts as a recipient's open or
-    click."""
+    """The message as staff may look at it: without the open pixel and with every recipient
+    link (tracked links, web version, unsubscribe, preferences) disabled, so reading captured
+    mail in the console never counts as the recipient's open, click or web view, and never
+    unsubscribes anyone."""
     base = re.escape(base_url.rstrip("/"))
     html = re.sub(rf'<img\b[^>]*\bsrc="{base}/o/[^"]*"[^>]*>', "", html, flags=re.IGNORECASE)
     return re.sub(
-        rf'href="{base}/c/[^"]*"',
-        'href="#" title="Sledovaný odkaz – v náhledu vypnutý"',
+        rf'href="{base}/{_RECIPIENT_ROUTES}/[^"]*"',
+        'href="#" title="Odkaz příjemce – v náhledu vypnutý"',
         html,
         flags=re.IGNORECASE,
     )
 
 
+def neutralise_text(text: str, base_url: str, mailbox: str) -> str:
+    """The same for plain text and headers: recipient links and the unsubscribe mailto
+    address (which unsubscribes whoever it names) become a note."""
+    base = re.escape(base_url.rstrip("/"))
+    text = re.sub(rf"{base}/{_RECIPIENT_ROUTES}/[^\s\"<>)]*", RECIPIENT_LINK_TEXT, text)
+    return re.sub(
+        rf"mailto:{re.escape(mailbox)}\+[^\s\"<>]*", RECIPIENT_LINK_TEXT, text, flags=re.I
+    )
+
+
 @router.get("/outbox/{name}", response_class=HTMLResponse)
-def outbox_message(request: Request, name: str, staff: Reader) -> HTMLResponse:
+def outbox_message(request: Request, name: str, staff: EditorReader) -> HTMLResponse:
     path = _eml_path(name)
     message: EmailMessage = message_from_bytes(path.read_bytes(), policy=policy.default)
     html_part = message.get_body(preferencelist=("html",))
     text_part = message.get_body(preferencelist=("plain",))
+    settings = get_settings()
+
+    def plain(value: str) -> str:
+        return neutralise_text(value, settings.base_url, settings.unsubscribe_mailbox)
+
     return page(
         request,
         "outbox_message.html",
         staff,
         name=name,
-        headers=[(k, str(v)) for k, v in message.items()],
+        headers=[(k, plain(str(v))) for k, v in message.items()],
         summary={
             "from": str(message.get("From", "")),
             "to": str(message.get("X-Envelope-To") or message.get("To", "")),
@@ -295,13 +317,13 @@ def outbox_message(request: Request, name: str, staff: Reader) -> HTMLResponse:
         html=neutralise_tracking(html_part.get_content(), get_settings().base_url)
         if html_part is not None
         else None,
-        text=text_part.get_content() if text_part is not None else "",
+        text=plain(text_part.get_content()) if text_part is not None else "",
         attachments=[a.get_filename() or a.get_content_type() for a in message.iter_attachments()],
     )
 
 
 @router.get("/outbox/{name}/raw")
-def outbox_raw(name: str, staff: Reader) -> Response:
+def outbox_raw(name: str, staff: EditorReader) -> Response:
     path = _eml_path(name)
     return Response(
         path.read_bytes(),

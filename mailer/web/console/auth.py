@@ -197,7 +197,19 @@ def admin_reader(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:
     return staff
 
 
+def editor_reader(staff: Annotated[Staff, Depends(current_staff)]) -> Staff:
+    """A page only editors and admins may read (captured messages carry recipients' links)."""
+    if not staff.can_edit:
+        raise HTTPException(
+            status_code=403,
+            detail="Zachycené zprávy obsahují odkazy jednotlivých příjemců (například pro "
+            "odhlášení), proto je může otevřít jen editor nebo správce.",
+        )
+    return staff
+
+
 Reader = Annotated[Staff, Depends(current_staff)]
+EditorReader = Annotated[Staff, Depends(editor_reader)]
 Editor = Annotated[Staff, Depends(editor_staff)]
 Admin = Annotated[Staff, Depends(admin_staff)]
 AdminReader = Annotated[Staff, Depends(admin_reader)]
