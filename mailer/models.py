@@ -420,6 +420,11 @@ class User(SQLModel, table=True):
     last_login_at: datetime | None = _when(default=None)
     failed_logins: int = 0
     locked_until: datetime | None = _when(default=None)
+    # Two-factor sign-in (TOTP, RFC 6238): the base32 secret, set while it is being set up and
+    # kept once confirmed (totp_enabled_at); the last time step used, so a code works once.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_enabled_at: datetime | None = _when(default=None)
+    totp_last_step: int | None = None
 
 
 class ConsoleSession(SQLModel, table=True):
@@ -436,6 +441,8 @@ class ConsoleSession(SQLModel, table=True):
     last_seen_at: datetime = _when(default_factory=utcnow)
     expires_at: datetime = _when()
     revoked_at: datetime | None = _when(default=None)
+    # Password accepted, the second factor not yet: the session opens nothing but the code page.
+    second_factor_pending: bool = False
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=300)
 

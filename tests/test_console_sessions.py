@@ -6,19 +6,23 @@ restarts)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from console_support import BASE_URL, HTML, PASSWORD, add_user, csrf_of, load_contacts, make_app
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
 from mailer import settings as mailer_settings
+from mailer.cli import app as cli_app
 from mailer.models import AuditEntry, User
 from mailer.web.app import make_server
 
@@ -185,3 +189,76 @@ def test_it_takes_the_client_address_from_a_trusted_proxy(
         srv.should_exit = True
         thread.join(timeout=10)
     assert _sign_in_addresses(users) == ["192.0.2.44"]
+
+
+def _enable_two_factor(client: TestClient) -> str:
+    """Sets up two-factor sign-in on the account page as a user would; returns the secret."""
+    csrf = csrf_of(client.get("/console/account", headers=HTML).text)
+    setup = client.post("/console/account/2fa/setup", data={"csrf_token": csrf}, headers=HTML)
+    assert setup.status_code == 200
+    found = re.search(r"secret=([A-Z2-7]+)", setup.text)
+    assert found and "otpauth://totp/" in setup.text
+    secret = found.group(1)
+    confirmed = client.post(
+        "/console/account/2fa/confirm",
+        data={"csrf_token": csrf, "code": pyotp.TOTP(secret).now()},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303, confirmed.text
+    return secret
+
+
+def _code_step(client: TestClient, code: str) -> int:
+    form = client.get("/console/login/code", headers=HTML)
+    return client.post(
+        "/console/login/code",
+        data={"csrf_token": csrf_of(form.text), "code": code, "next": "/console/"},
+        follow_redirects=False,
+    ).status_code
+
+
+def test_it_asks_a_user_with_two_factor_sign_in_for_the_code(users: Engine) -> None:
+    with _client(users) as browser:
+        _signed_in(browser)
+        secret = _enable_two_factor(browser)
+        assert (
+            "Dvoufázové ověření je zapnuté"
+            in browser.get("/console/account?notice=on", headers=HTML).text
+        )
+    with _client(users) as browser:
+        # The password alone opens nothing but the code page.
+        assert _attempt(browser, ADMIN, PASSWORD) == 303
+        assert browser.get("/console/contacts").status_code == 401
+        assert "Ověřovací kód" in browser.get("/console/login/code", headers=HTML).text
+        assert _code_step(browser, "000000") == 401
+        # The current code was used to confirm the setup; the app's next one is accepted too.
+        code = pyotp.TOTP(secret).at(time.time() + 30)
+        assert _code_step(browser, code) == 303
+        assert browser.get("/console/contacts").status_code == 200
+    with _client(users) as replay:
+        # A code works once.
+        assert _attempt(replay, ADMIN, PASSWORD) == 303
+        assert _code_step(replay, code) == 401
+
+
+def test_it_lets_another_admin_or_the_cli_reset_two_factor_sign_in(users: Engine) -> None:
+    add_user(users, "druhy.spravce@sdruk.example", "admin")
+    with _client(users) as browser:
+        _signed_in(browser)
+        _enable_two_factor(browser)
+    with _client(users, "198.51.100.7") as other:
+        csrf = _signed_in(other, "druhy.spravce@sdruk.example")
+        with Session(users) as session:
+            admin = session.exec(select(User).where(User.email == ADMIN)).one()
+        other.post(f"/console/users/{admin.id}/2fa-reset", data={"csrf_token": csrf})
+    with _client(users) as browser:
+        assert _attempt(browser, ADMIN, PASSWORD) == 303
+        assert browser.get("/console/contacts").status_code == 200  # no code asked
+        _enable_two_factor(browser)
+    result = CliRunner().invoke(cli_app, ["users", "reset-2fa", ADMIN])
+    assert result.exit_code == 0, result.output
+    assert "zrušeno" in result.output
+    with Session(users) as session:
+        admin = session.exec(select(User).where(User.email == ADMIN)).one()
+        assert admin.totp_enabled_at is None and admin.totp_secret is None

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from mailer.cli.czech import CzechTyper
 from mailer.db import get_engine
 from mailer.models import User
-from mailer.web.console import auth
+from mailer.web.console import auth, sessions, twofactor
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import (
     ROLE_LABELS,
@@ -113,6 +113,22 @@ def set_password(
         audit(session, ACTOR, "user_password", user.email)
         session.commit()
     console.print(f"Heslo uživatele {email} bylo změněno.")
+
+
+@app.command("reset-2fa")
+def reset_two_factor(email: str) -> None:
+    """Zruší uživateli dvoufázové ověření (ztracený telefon) a ukončí jeho přihlášení."""
+    with Session(get_engine()) as session:
+        user = _user(session, email)
+        assert user.id is not None
+        twofactor.turn_off(session, user)
+        sessions.revoke_all(session, user.id)
+        audit(session, ACTOR, "two_factor_reset", user.email)
+        session.commit()
+    console.print(
+        f"Dvoufázové ověření uživatele {email} bylo zrušeno; přihlásí se jen heslem "
+        "a v konzoli (Můj účet) si ho může nastavit znovu."
+    )
 
 
 @app.command("remove")

@@ -1,4 +1,5 @@
-"""console sessions in the database, and the sign-in throttle per account and address
+"""console sessions in the database, the sign-in throttle per account and address, and
+two-factor sign-in (TOTP) for staff
 
 Revision ID: 0010
 Revises: 0009
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("last_seen_at", mailer.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", mailer.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", mailer.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("second_factor_pending", sa.Boolean(), nullable=False),
         sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("user_agent", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["staff_user.id"], ondelete="CASCADE"),
@@ -49,8 +51,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account", "address"),
     )
 
+    with op.batch_alter_table("staff_user", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("totp_secret", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("totp_enabled_at", mailer.models.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("staff_user", schema=None) as batch_op:
+        batch_op.drop_column("totp_last_step")
+        batch_op.drop_column("totp_enabled_at")
+        batch_op.drop_column("totp_secret")
     op.drop_table("sign_in_throttle")
     with op.batch_alter_table("console_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_console_session_user_id"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mailer.web.console import (
+    account,
     admin,
     applications,
     campaigns,
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/console", tags=["console"])
 # Order matters where paths overlap: /runs/{id}/results before the generic run routes.
 MODULES = (
     signin,
+    account,
     dashboard,
     imports,
     contacts,

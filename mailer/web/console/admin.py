@@ -21,6 +21,7 @@ from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.audience.suppression import address_hash, is_suppressed, suppress
 from mailer.models import AuditEntry, Suppression, User
 from mailer.settings import get_settings
+from mailer.web.console import sessions, twofactor
 from mailer.web.console.audit import ACTOR_LABELS, audit
 from mailer.web.console.auth import (
     DB,
@@ -349,6 +350,7 @@ def user_list(request: Request, staff: AdminReader, session: DB, notice: str = "
             "role": "Role byla změněna.",
             "password": "Heslo bylo změněno.",
             "removed": "Uživatel byl odebrán.",
+            "2fa": "Dvoufázové ověření uživatele bylo zrušeno; přihlásí se jen heslem.",
         }.get(notice),
     )
 
@@ -439,6 +441,19 @@ def user_password(
     audit(session, staff.email, "user_password", user.email)
     session.commit()
     return RedirectResponse("/console/users?notice=password", status_code=303)
+
+
+@router.post("/users/{user_id}/2fa-reset")
+def user_two_factor_reset(user_id: RowId, staff: Admin, session: DB) -> Response:
+    """Recovery for a user who lost their phone: the second factor goes and every session of
+    the user ends; they sign in with the password and may set it up again."""
+    user = _user_or_404(session, user_id)
+    assert user.id is not None
+    twofactor.turn_off(session, user)
+    sessions.revoke_all(session, user.id)
+    audit(session, staff.email, "two_factor_reset", user.email)
+    session.commit()
+    return RedirectResponse("/console/users?notice=2fa", status_code=303)
 
 
 @router.post("/users/{user_id}/remove")

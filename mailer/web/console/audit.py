@@ -17,6 +17,9 @@ def audit(session: Session, actor: str, action: str, target: str = "", **detail:
 ACTION_LABELS = {
     "sign_in": "přihlášení",
     "sign_out_everywhere": "odhlášení na všech zařízeních",
+    "two_factor_on": "zapnutí dvoufázového ověření",
+    "two_factor_off": "vypnutí dvoufázového ověření",
+    "two_factor_reset": "zrušení dvoufázového ověření správcem",
     "launch": "spuštění kampaně",
     "schedule": "naplánování kampaně",
     "pause": "pozastavení",

@@ -137,14 +137,24 @@ def _refuse_anonymous(request: Request) -> HTTPException:
 
 
 def staff_of(request: Request, session: Session) -> Staff | None:
-    """The signed-in staff of a request (a live session of an existing user), or None."""
+    """The signed-in staff of a request (a live session of an existing user, past the second
+    factor when the user has one), or None."""
     row = sessions.find(session, request.cookies.get(SESSION_COOKIE))
-    if row is None:
+    if row is None or row.second_factor_pending:
         return None
     user = session.get(User, row.user_id)
     if user is None:
         return None
     return Staff(user=user, csrf=row.csrf, session=row)
+
+
+def waiting_for_code(request: Request, session: Session) -> Staff | None:
+    """The user whose password was accepted and who still has to type the second factor."""
+    row = sessions.find(session, request.cookies.get(SESSION_COOKIE))
+    if row is None or not row.second_factor_pending:
+        return None
+    user = session.get(User, row.user_id)
+    return Staff(user=user, csrf=row.csrf, session=row) if user is not None else None
 
 
 def current_staff(request: Request, session: DB) -> Staff:

@@ -15,6 +15,8 @@ from sqlmodel import Session, col
 from mailer.models import ConsoleSession, User, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)  # one working day; staff sign in again the next morning
+# Time to type the code from the authenticator app after the password.
+PENDING_LIFETIME = timedelta(minutes=10)
 # last_seen_at is written at most this often, not on every request.
 TOUCH_EVERY = timedelta(minutes=5)
 
@@ -23,8 +25,16 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start(session: Session, user: User, ip: str | None, user_agent: str | None) -> str:
-    """A new session for `user` (the caller commits); returns the cookie's token."""
+def start(
+    session: Session,
+    user: User,
+    ip: str | None,
+    user_agent: str | None,
+    *,
+    second_factor_pending: bool = False,
+) -> str:
+    """A new session for `user` (the caller commits); returns the cookie's token. A session
+    waiting for the second factor opens only the code page."""
     assert user.id is not None
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -35,7 +45,8 @@ def start(session: Session, user: User, ip: str | None, user_agent: str | None) 
             csrf=secrets.token_urlsafe(24),
             created_at=now,
             last_seen_at=now,
-            expires_at=now + SESSION_LIFETIME,
+            expires_at=now + (PENDING_LIFETIME if second_factor_pending else SESSION_LIFETIME),
+            second_factor_pending=second_factor_pending,
             ip=(ip or None) and ip[:64],
             user_agent=(user_agent or None) and user_agent[:300],
         )
