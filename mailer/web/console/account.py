@@ -51,7 +51,10 @@ def account(request: Request, staff: Reader, notice: str = "") -> HTMLResponse:
 
 def _setup(staff: Staff) -> dict[str, str]:
     assert staff.user.totp_secret
-    return {"secret": staff.user.totp_secret, "uri": twofactor.provisioning_uri(staff.user)}
+    secret = staff.user.totp_secret
+    # In groups of four, as the apps show and accept it.
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return {"grouped": grouped, "uri": twofactor.provisioning_uri(staff.user)}
 
 
 @router.post("/account/2fa/setup", response_class=HTMLResponse)
