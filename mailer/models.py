@@ -418,8 +418,6 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=300)
     created_at: datetime = _when(default_factory=utcnow)
     last_login_at: datetime | None = _when(default=None)
-    failed_logins: int = 0
-    locked_until: datetime | None = _when(default=None)
     # Two-factor sign-in (TOTP, RFC 6238): the base32 secret, set while it is being set up and
     # kept once confirmed (totp_enabled_at); the last time step used, so a code works once.
     totp_secret: str | None = Field(default=None, max_length=64)

@@ -59,10 +59,19 @@ def upgrade() -> None:
             sa.Column("totp_enabled_at", mailer.models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
+        # The per-account lock gave way to sign_in_throttle (per account and address).
+        batch_op.drop_column("failed_logins")
+        batch_op.drop_column("locked_until")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("staff_user", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("locked_until", mailer.models.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.drop_column("totp_last_step")
         batch_op.drop_column("totp_enabled_at")
         batch_op.drop_column("totp_secret")
