@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # 100,000 contacts take about 15 MB). Larger ones get a 413 with a Czech explanation.
     max_upload_mb: float = Field(default=20.0, alias="SDRUK_MAX_UPLOAD_MB")
 
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR
+    # networks, comma-separated). Empty: the client is whoever opened the connection, so no
+    # client can pick its own address for the sign-in throttle or the event log.
+    trusted_proxies: str = Field(default="", alias="TRUSTED_PROXIES")
+
     # DKIM (mailer/compose/dkim.py): the current RSA key signs every message, d= is DKIM_DOMAIN
     # (default SENDER_DOMAIN). An Ed25519 key may add a second signature (RFC 8463). During a
     # key rotation the previous keys ("selector:/path/key.pem", JSON list) stay published:
@@ -80,12 +85,6 @@ class Settings(BaseSettings):
     # A relay that delivers to nobody real (a staging mail catcher such as Mailpit, or a test's
     # own server): launches to it are warned about unfinished content, not refused.
     smtp_test_relay: bool = Field(default=False, alias="SMTP_TEST_RELAY")
-
-    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR
-    # networks, comma-separated). Empty: the client is whoever opened the connection, so no
-    # client can pick its own address for the sign-in throttle or the event log.
-    trusted_proxies: str = Field(default="", alias="TRUSTED_PROXIES")
-
     dkim_selector: str = Field(default="", alias="DKIM_SELECTOR")
     dkim_private_key_file: Path | None = Field(default=None, alias="DKIM_PRIVATE_KEY_FILE")
     dkim_domain: str = Field(default="", alias="DKIM_DOMAIN")
