@@ -171,3 +171,18 @@ def test_it_names_steps_by_when_they_go_out() -> None:
     assert describe_step(recruitment.step("pripominka")) == "připomínka 10 dní po rozeslání"
     assert describe_step(conference.step("2-dny-pred")) == "připomínka 2 dny před akcí"
     assert describe_step(recruitment.step("posledni-vyzva")).startswith("připomínka 15. prosince")
+
+
+def test_the_audit_log_names_what_the_campaign_store_writes() -> None:
+    from mailer.web.console.audit import ACTION_LABELS
+    from mailer.web.console.names import Names
+
+    names = Names()
+    title = load_blueprint("join-this-year-2026").name
+    assert names.target("campaign/join-this-year-2026") == title
+    assert names.target("join-this-year-2026/pripominka") == (
+        f"{title} – připomínka 10 dní po rozeslání"
+    )
+    shown = names.details({"revision": 2, "summary": "nový odstavec", "outside_window": False})
+    assert shown == "verze: 2; popis změny: nový odstavec; mimo okno pro odesílání: ne"
+    assert "campaign.save" in ACTION_LABELS

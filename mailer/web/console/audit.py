@@ -29,6 +29,7 @@ ACTION_LABELS = {
     "export": "export",
     "erase": "výmaz kontaktu (GDPR)",
     "import": "import kontaktů",
+    "campaign.save": "uložení kampaně (nová verze)",
     "contact_edit": "úprava kontaktu",
     "resubscribe": "opětovné přihlášení se souhlasem",
     "membership": "zápis členství",

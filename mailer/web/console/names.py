@@ -55,6 +55,8 @@ DETAIL_LABELS = {
     "campaign": "kampaň",
     "step": "krok",
     "scheduled_for": "naplánováno na",
+    "revision": "verze",
+    "summary": "popis změny",
 }
 # Details that say nothing to staff (hashes are shown shortened in the target already).
 HIDDEN_DETAILS = {"address_hash"}
@@ -128,6 +130,9 @@ class Names:
         match = re.fullmatch(r"run/(\d+)", text or "")
         if match:
             return self.run(int(match.group(1)))
+        match = re.fullmatch(r"campaign/([a-z0-9-]+)", text or "")
+        if match:
+            return self.campaign(match.group(1))
         match = re.fullmatch(r"([a-z0-9-]+)/([a-z0-9-]+)", text or "")
         if match and self.blueprint(match.group(1)) is not None:
             return f"{self.campaign(match.group(1))} – {self.step(match.group(2), match.group(1))}"
