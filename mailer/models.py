@@ -623,5 +623,28 @@ class RegistrationPage(SQLModel, table=True):
     changes: int = 0
 
 
+class SubscriptionRequest(SQLModel, table=True):
+    """A sign-up from the public form, waiting for its address to be confirmed (double
+    opt-in). Kept after confirming, as the evidence of the consent."""
+
+    __tablename__ = "subscription_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, index=True)
+    first_name: str = Field(default="", max_length=120)
+    last_name: str = Field(default="", max_length=120)
+    library_name: str = Field(default="", max_length=300)
+    topics: list[str] = Field(default_factory=list, sa_type=JSON)
+    consent_text: str = Field(max_length=2000)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _when(default_factory=utcnow)
+    confirmed_at: datetime | None = _when(default=None)
+    confirmed_ip: str | None = Field(default=None, max_length=64)
+    contact_id: int | None = Field(
+        default=None, foreign_key="contact.id", index=True, ondelete="SET NULL"
+    )
+
+
 # Runs of campaigns, not transactional messages: what staff lists of runs show.
 CAMPAIGN_RUNS: Any = Run.__table__.c.campaign != TRANSACTIONAL_CAMPAIGN  # type: ignore[attr-defined]

@@ -43,6 +43,9 @@ class Purpose(IntEnum):
     REGISTER = 13
     # ids: event registration. The cancel link in a registration's confirmation.
     CANCEL_REGISTRATION = 14
+    # ids: subscription request, issue time (Unix seconds). The double opt-in link; the time
+    # lets the link expire (7 days) without storing anything more.
+    CONFIRM_SUBSCRIPTION = 15
 
 
 def _varints(values: Sequence[int]) -> bytes:

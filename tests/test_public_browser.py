@@ -267,3 +267,47 @@ def test_the_pages_work_without_javascript_except_the_proof_of_work(
             browser.close()
     with Session(server.engine) as session:
         assert session.exec(select(EventRegistration)).first() is None
+
+
+def test_a_person_subscribes_confirms_and_gets_the_welcome(
+    small_workshops: Path, server: Server
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    address = "nova.ctenarka@knihovna.example"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PHONE, locale="cs-CZ")
+            page.goto(f"{server.url}/odber")
+            _axe(page, "odběr")
+            _shot(page, "odber-phone.png")
+            page.get_by_label("E-mail").fill(address)
+            page.get_by_label("Jméno").fill("Jana")
+            page.get_by_label("Členství a nábor").uncheck()
+            page.get_by_label(re.compile("Souhlasím, aby mi")).check()
+            expect(page.get_by_text("Ověřeno, formulář můžete odeslat.")).to_be_visible(
+                timeout=30_000
+            )
+            page.get_by_role("button", name="Přihlásit se k odběru").click()
+            expect(
+                page.get_by_role("heading", name="Zkontrolujte prosím svou schránku")
+            ).to_be_visible()
+            _axe(page, "odběr odeslán")
+            _drain(server)
+            [confirmation] = _captured(server, address)
+            assert confirmation["List-Unsubscribe"] is None
+            link = re.search(r'href="([^"]+/odber/potvrdit/[^"]+)"', _html(confirmation))
+            assert link
+            page.goto(link.group(1))
+            _axe(page, "potvrzení odběru")
+            page.get_by_role("button", name="Potvrdit odběr").click()
+            expect(page.get_by_role("heading", name="Odběr je potvrzený")).to_be_visible()
+            _drain(server)
+            welcome = _captured(server, address)[-1]
+            assert welcome["Subject"] == "Vítejte mezi odběrateli novinek Sdružení knihoven ČR"
+        finally:
+            browser.close()
+    with Session(server.engine) as session:
+        contact = session.exec(select(Contact).where(Contact.email == address)).one()
+        assert contact.legal_basis == "consent"

@@ -221,3 +221,52 @@ def registration_promoted(blueprint: Blueprint, registration: EventRegistration)
         why=_EVENT_WHY,
         ics=session_ics(blueprint, registration),
     )
+
+
+_SUBSCRIBE_WHY = (
+    "Tuto zprávu jste obdrželi, protože někdo zadal tuto adresu do formuláře odběru novinek "
+    "na našem webu. Pokud jste to nebyli vy, zprávu ignorujte: bez potvrzení vám nic posílat "
+    "nebudeme."
+)
+
+
+def subscription_confirm(token: str) -> Notice:
+    """The double opt-in link: the same for every address, known or not."""
+    base = get_settings().base_url.rstrip("/")
+    return Notice(
+        kind="odber-potvrzeni",
+        subject="Potvrďte prosím odběr novinek Sdružení knihoven ČR",
+        preheader="Jedno kliknutí a je hotovo. Odkaz platí 7 dní.",
+        heading="Potvrďte prosím odběr",
+        greeting="Dobrý den,",
+        paragraphs=[
+            "děkujeme za zájem o novinky Sdružení knihoven ČR. Odběr začne platit, až ho "
+            "potvrdíte tlačítkem níže. Odkaz platí 7 dní.",
+        ],
+        button_label="Potvrdit odběr",
+        button_url=f"{base}/odber/potvrdit/{token}",
+        why=_SUBSCRIBE_WHY,
+    )
+
+
+def subscription_welcome(preferences_token: str) -> Notice:
+    """After confirming: the same welcome for everyone."""
+    base = get_settings().base_url.rstrip("/")
+    return Notice(
+        kind="odber-vitejte",
+        subject="Vítejte mezi odběrateli novinek Sdružení knihoven ČR",
+        preheader="Odběr je potvrzený. Co od nás můžete čekat.",
+        heading="Vítejte",
+        greeting="Dobrý den,",
+        paragraphs=[
+            "odběr je potvrzený. Budeme vám psát o tématech, která jste si vybrali: o akcích "
+            "a workshopech pro knihovny, o členství ve Sdružení a zpravodaj s novinkami ze "
+            "světa knihoven. Píšeme jen, když máme co říct.",
+            "Témata můžete kdykoli změnit nebo se odhlásit jedním kliknutím, odkaz je v každé "
+            "naší zprávě.",
+        ],
+        button_label="Nastavit témata odběru",
+        button_url=f"{base}/p/{preferences_token}",
+        why="Tuto zprávu jste obdrželi, protože jste potvrdili odběr novinek Sdružení "
+        "knihoven ČR na našem webu.",
+    )

@@ -1,6 +1,6 @@
-"""Public pages that close the funnel: the membership application and event registration,
-served by the same app under BASE_URL, in Czech, usable without JavaScript except the proof
-of work.
+"""Public pages that close the funnel: the membership application, event registration and
+subscribing to news, served by the same app under BASE_URL, in Czech, usable without
+JavaScript except the proof of work.
 
 `router` carries every public route; mailer.web.app includes it."""
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailer.web.public import apply, register
+from mailer.web.public import apply, register, subscribe
 
 router = APIRouter()
-for _module in (apply, register):
+for _module in (apply, register, subscribe):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -38,6 +38,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Registrace zrušena",
         "Registraci jsme zrušili. Děkujeme, že jste dali vědět: místo připadne dalšímu zájemci.",
     ),
+    "subscribe_sent": (
+        "Zkontrolujte prosím svou schránku",
+        "Poslali jsme vám e-mail s odkazem pro potvrzení odběru. Odběr začne platit, až na "
+        "odkaz kliknete a potvrdíte ho; odkaz platí 7 dní. Pokud e-mail nepřišel, podívejte "
+        "se i do složky s nevyžádanou poštou.",
+    ),
+    "confirmed": (
+        "Odběr je potvrzený",
+        "Děkujeme, odběr novinek Sdružení knihoven ČR je potvrzený. Uvítací e-mail je na cestě.",
+    ),
+    "link_expired": (
+        "Odkaz už neplatí",
+        "Odkaz pro potvrzení odběru platí 7 dní a tento už vypršel; nic se nezměnilo. "
+        "Přihlaste se k odběru prosím znovu, pošleme vám nový odkaz.",
+    ),
     "throttled": (
         "Příliš mnoho odeslání",
         "Z vaší adresy přišlo v krátké době příliš mnoho formulářů. Zkuste to prosím znovu "
