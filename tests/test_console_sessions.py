@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 
 from mailer import settings as mailer_settings
 from mailer.cli import app as cli_app
-from mailer.models import AuditEntry, User
+from mailer.models import AuditEntry, ConsoleSession, SignInThrottle, User
 from mailer.web.app import make_server
 
 ADMIN = "spravce@sdruk.example"
@@ -262,3 +263,27 @@ def test_it_lets_another_admin_or_the_cli_reset_two_factor_sign_in(users: Engine
     with Session(users) as session:
         admin = session.exec(select(User).where(User.email == ADMIN)).one()
         assert admin.totp_enabled_at is None and admin.totp_secret is None
+
+
+def test_it_forgets_old_sessions_and_stale_counters_at_sign_in(users: Engine) -> None:
+    with _client(users) as browser:
+        _signed_in(browser)
+    with _client(users, "198.51.100.66") as stranger:
+        assert _attempt(stranger, "nikdo@sdruk.example", "x") == 401
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    with Session(users) as session:
+        for row in session.exec(select(ConsoleSession)).all():
+            row.expires_at = long_ago
+            session.add(row)
+        for throttle_row in session.exec(select(SignInThrottle)).all():
+            if throttle_row.last_failure_at is not None:
+                throttle_row.last_failure_at = long_ago
+                session.add(throttle_row)
+        session.commit()
+    with _client(users) as browser:
+        _signed_in(browser)
+    with Session(users) as session:
+        assert len(session.exec(select(ConsoleSession)).all()) == 1  # the new one
+        left = session.exec(select(SignInThrottle)).all()
+    # Only the pair that signed in is remembered.
+    assert [(r.account, r.address) for r in left] == [(ADMIN, "203.0.113.5")]

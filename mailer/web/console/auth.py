@@ -247,6 +247,9 @@ def authenticate(session: Session, email: str, password: str, ip: str) -> User:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     throttle.record_success(session, email, ip)
+    # Housekeeping at a moment that is rare and not hurried: old sessions and counters go.
+    sessions.purge_expired(session)
+    throttle.purge_stale(session)
     user.last_login_at = utcnow()
     session.add(user)
     session.commit()

@@ -89,7 +89,8 @@ def revoke_all(session: Session, user_id: int) -> int:
 
 
 def purge_expired(session: Session) -> int:
-    """Delete sessions that ended more than a day ago (the caller commits)."""
+    """Delete sessions that ended more than a day ago (the caller commits). Run at each
+    sign-in, so the table holds about a day of sessions."""
     cutoff = utcnow() - timedelta(days=1)
     result = session.execute(
         sa.delete(ConsoleSession).where(

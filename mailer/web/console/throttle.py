@@ -129,3 +129,19 @@ def forgive(session: Session, account: str) -> None:
             col(SignInThrottle.account) == account.strip().lower()[:320]
         )
     )
+
+
+def purge_stale(session: Session) -> int:
+    """Forget counters without a failure for longer than WINDOW that never signed in (the
+    caller commits); known pairs stay, since they exempt the real user from wide delays."""
+    cutoff = utcnow() - WINDOW
+    result = session.execute(
+        sa.delete(SignInThrottle).where(
+            col(SignInThrottle.last_success_at).is_(None),
+            sa.or_(
+                col(SignInThrottle.last_failure_at).is_(None),
+                col(SignInThrottle.last_failure_at) < cutoff,
+            ),
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
