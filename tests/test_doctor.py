@@ -5,6 +5,7 @@ machine has no DNS to the internet); the relay is a real in-process SMTP server.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -329,6 +330,19 @@ def test_its_console_pages_show_the_setup_and_gate_the_launch(
         assert 'id="check-sender"' in setup.text and "SENDER_ICO" in setup.text
         assert "k2027._domainkey.sdruk.cz" in setup.text
         assert 'id="try-relay"' in setup.text  # the login is tried only on request
+        # A key that cannot sign: the test send says why (never a 500, never unsigned).
+        from console_support import csrf_of
+
+        preview = client.get("/console/campaigns/knihovny-soucasnosti-2027/preview")
+        contact_id = re.search(r'name="contact_id" value="(\d+)"', preview.text)
+        assert contact_id is not None, preview.text[:2000]
+        monkeypatch.setenv("DKIM_PRIVATE_KEY_FILE", str(tmp_path / "chybi.pem"))
+        mailer_settings.get_settings.cache_clear()
+        sent = client.post(
+            "/console/campaigns/knihovny-soucasnosti-2027/test-send",
+            data={"csrf_token": csrf_of(preview.text), "contact_id": contact_id.group(1)},
+        )
+        assert sent.status_code == 422 and "nelze přečíst" in sent.text
         client.post("/console/logout")
         sign_in(client, "ctenar@sdruk.example")
         assert client.get("/console/setup").status_code == 403

@@ -106,7 +106,14 @@ def preview_cmd(
         recipient = Recipient.from_rows(0, row, library)
     composer = Composer(freeze(blueprint, step), 0)
     if eml is not None:
-        eml.write_bytes(composer.message(recipient).data)
+        from mailer.compose.dkim import DkimKeyError
+
+        try:
+            data = composer.message(recipient).data
+        except DkimKeyError as exc:
+            err.print(f"Zprávu nelze podepsat: {exc}", markup=False)
+            raise typer.Exit(1) from exc
+        eml.write_bytes(data)
         console.print(f"Zpráva pro {address} zapsána do {eml}.", markup=False)
     elif html is not None:
         html.write_text(composer.html(recipient), encoding="utf-8")

@@ -24,6 +24,7 @@ from mailer.audience.segments import (
     recipients_select,
 )
 from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
+from mailer.compose.dkim import DkimKeyError
 from mailer.compose.render import Composer, Recipient, freeze, shown_subject
 from mailer.delivery import runs
 from mailer.delivery.readiness import readiness
@@ -327,7 +328,18 @@ def campaign_test_send(
             back=f"/console/campaigns/{slug}",
         )
     library = session.get(Library, contact.library_id) if contact.library_id else None
-    parts = _preview_parts(blueprint, step, contact, library, to=to)
+    try:
+        parts = _preview_parts(blueprint, step, contact, library, to=to)
+    except DkimKeyError as exc:
+        return page(
+            request,
+            "message.html",
+            staff,
+            status_code=422,
+            title="Zkušební e-mail nelze podepsat",
+            error=str(exc),
+            back=f"/console/campaigns/{slug}",
+        )
     message = parts["message"]
     try:
         outcome = _send_one(message.envelope_from, to, message.data)
