@@ -28,7 +28,7 @@ from mailer.compose.drafts import (
     validate_files,
 )
 from mailer.compose.media import library, media_map
-from mailer.compose.render import Composer, Recipient, freeze
+from mailer.compose.render import Composer, Recipient, freeze, shown_subject
 from mailer.compose.starters import STARTERS
 from mailer.models import Contact, Library, Run, SavedSegment
 from mailer.settings import get_settings
@@ -137,6 +137,16 @@ def _launched(session: Session, slug: str) -> list[dict[str, Any]]:
     ]
 
 
+def _preview_subject(slug: str | None) -> str | None:
+    """The stored campaign's subject as sent, for the preview before the live one arrives."""
+    if not slug:
+        return None
+    try:
+        return shown_subject(load_blueprint(slug))
+    except Exception:  # a draft that does not load yet: the form shows what was typed
+        return None
+
+
 def _saved_segments(session: Session) -> list[dict[str, Any]]:
     return [
         {"id": s.id, "name": s.name, "state": definition_to_form(s.definition)}
@@ -166,6 +176,7 @@ def _editor_page(
         status_code=status_code,
         slug=slug,
         form=form,
+        preview_subject=_preview_subject(slug),
         revision=revision,
         is_event=draft.is_event,
         block_types=BLOCK_TYPES,
@@ -372,7 +383,8 @@ async def campaign_draft_preview(
             content = freeze(blueprint, step)
             html = Composer(content, 0).web_html(recipient)
             result["html"] = neutralise_tracking(html, get_settings().base_url)
-            result["subject"] = content["subject"]
+            # As recipients read it: the template filled in, not "{{ event.start | datum }}".
+            result["subject"] = Composer(content, 0).subject(recipient)
         except Exception as exc:  # shown beside the preview, never a 500
             result["problems"].append(f"Náhled nelze vytvořit: {exc}")
     return JSONResponse(result, headers={"Cache-Control": "no-store"})
