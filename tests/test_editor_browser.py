@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -61,6 +62,19 @@ def _photo(path: Path) -> Path:
     image.save(out, "JPEG", exif=exif, quality=80)
     path.write_bytes(out.getvalue())
     return path
+
+
+def _axe(page: Any, what: str) -> None:
+    """No serious or critical accessibility problem (axe-core) on the page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    bad = [
+        f"{v['id']} ({v['impact']}): {v['help']} {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{what}: {bad}"
 
 
 def _drain(engine: sa.Engine) -> None:
@@ -162,6 +176,7 @@ def test_a_staff_member_writes_schedules_and_sends_a_workshop_invitation(
         expect(page.locator("#settings-problems")).to_have_count(0)
         expect(page.locator(".block.has-problem")).to_have_count(0)
 
+        _axe(page, "editor")
         # Preview of the reminder on a phone.
         page.wait_for_selector("body[data-preview-ready]", state="attached")
         page.select_option("#p-step", "2-dny-pred")

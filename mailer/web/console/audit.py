@@ -47,6 +47,8 @@ ACTION_LABELS = {
     "step_late": "krok spuštěn se zpožděním",
     "step_missed": "zmeškaný krok kampaně",
     "step_failed": "spuštění kroku selhalo",
+    "campaign.save": "uložení kampaně (nová verze)",
+    "media.upload": "nahrání obrázku",
 }
 
 # Actors that are not staff e-mail addresses: the programs that act on their own.

@@ -8,7 +8,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from mailer.compose.media import MAX_UPLOAD_BYTES, ImageRejected, library, store_image
-from mailer.web.console.auth import DBEngine, Editor, Reader
+from mailer.web.console.audit import audit
+from mailer.web.console.auth import DB, DBEngine, Editor, Reader
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
 
@@ -32,6 +33,7 @@ async def media_upload(
     request: Request,
     staff: Editor,
     engine: DBEngine,
+    session: DB,
     file: Annotated[UploadFile, File()],
     alt: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
@@ -53,6 +55,8 @@ async def media_upload(
             error=f"Obrázek nebyl nahrán: {exc}",
             limit_mb=MAX_UPLOAD_BYTES // 1024 // 1024,
         )
+    audit(session, staff.email, "media.upload", f"media/{stored.filename}", alt=stored.alt)
+    session.commit()
     if wants_json:
         return JSONResponse(
             {

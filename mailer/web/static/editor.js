@@ -157,5 +157,18 @@ document.querySelectorAll("input.file-input").forEach((input) => {
     });
   });
 
+  // A reminder shows the field its kind of time needs: days, or a day and time.
+  document.querySelectorAll("select[name$='-when']").forEach((select) => {
+    const box = select.closest(".reminder");
+    const show = () => {
+      const days = box.querySelector("input[name$='-days']").closest(".field");
+      const at = box.querySelector("input[name$='-at']").closest(".field");
+      days.hidden = select.value === "at";
+      at.hidden = select.value !== "at";
+    };
+    select.addEventListener("change", show);
+    show();
+  });
+
   refresh();
 })();
