@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from mailer.audience.membership import record_join
 from mailer.compose import store
 from mailer.compose.campaigns import load_blueprint
 from mailer.delivery import outbox as ob
@@ -31,7 +32,6 @@ from mailer.delivery import runs
 from mailer.events import record
 from mailer.models import Contact, Event, EventKind, Library, OutboxMessage, Run
 from mailer.scheduling.sync import sync_blueprints
-from mailer.signups.membership import record_membership
 
 DEMO_AUTHOR = "ukázková data"
 RECRUITMENT = "join-this-year-2026"
@@ -234,7 +234,7 @@ def _join_a_few(
     for day, library_id in enumerate(libraries, start=1):
         library = session.get(Library, library_id)
         assert library is not None
-        record_membership(
+        record_join(
             session,
             library,
             actor=DEMO_AUTHOR,

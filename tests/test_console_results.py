@@ -38,7 +38,10 @@ def _scenario(engine: Engine) -> int:
     unsubscribes with one click; c hard-bounces; d reads the web version only and registers;
     e clicks without the pixel, soft-bounces and leaves on the preferences page (no message
     token); f complains and its library joins SDRUK; g's message failed."""
-    world = make_world(engine, contacts=7, campaign="konference-2026")
+    # A recruitment run (kind), so that f's library joining is credited to it.
+    world = make_world(
+        engine, contacts=7, campaign="konference-2026", content={"kind": "recruitment"}
+    )
     a, b, c, d, e, f, g = world.outbox_ids
     ca, cb, _, cd, ce, cf, _ = world.contact_ids
     run = {"run_id": world.run_id}

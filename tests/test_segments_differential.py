@@ -13,7 +13,8 @@ The model below reads the rules as the product documents them, not as the SQL sp
 - registered = a REGISTERED event for the campaign (named in its detail or by its run), or a
   person's click on the registration link of one of the campaign's runs;
 - joined = the library is a member, or a JOINED event names this contact or a colleague at the
-  same library.
+  same library, or an application from the public form (pending or approved, not rejected)
+  names this contact or its library.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mailer.models import (
     Event,
     LegalBasisRecord,
     Library,
+    MembershipApplication,
     OutboxMessage,
     Run,
     Suppression,
@@ -78,6 +80,7 @@ TOPICS = ["membership", "events", "newsletter"]
 BASES = ["legitimate_interest", "consent"]
 DOMAINS = ["knihovna.cz", "mesto.cz"]
 STATUSES = ["active", "active", "active", "unsubscribed", "bounced", "complained"]
+APPLICATION_STATUSES = ["pending", "approved", "rejected"]
 EVENT_KINDS = ["open", "click", "web_view", "registered", "joined", "unsubscribe"]
 
 
@@ -131,12 +134,20 @@ class Happening:
 
 
 @dataclass(frozen=True)
+class Application:
+    library_id: int | None
+    contact_id: int | None
+    status: str
+
+
+@dataclass(frozen=True)
 class World:
     libraries: tuple[Lib, ...]
     people: tuple[Person, ...]
     runs: tuple[RunOf, ...]
     messages: tuple[Message, ...]
     events: tuple[Happening, ...]
+    applications: tuple[Application, ...] = ()
 
 
 @st.composite
@@ -202,7 +213,22 @@ def worlds(draw: st.DrawFn) -> World:
             )
         )
     )
-    return World(libraries, people, runs, messages, events)
+    applications = tuple(
+        draw(
+            st.lists(
+                st.builds(
+                    Application,
+                    library_id=st.none() | st.sampled_from(library_ids)
+                    if library_ids
+                    else st.none(),
+                    contact_id=st.none() | st.sampled_from(person_ids),
+                    status=st.sampled_from(APPLICATION_STATUSES),
+                ),
+                max_size=2,
+            )
+        )
+    )
+    return World(libraries, people, runs, messages, events, applications)
 
 
 # --- segments: every field, and random combinations ----------------------------------------
@@ -422,12 +448,18 @@ class Model:
                 return True
             if p.library_id is not None and joiner.library_id == p.library_id:
                 return True
+        for a in self.world.applications:
+            if a.status == "rejected":
+                continue
+            if a.contact_id == p.id or (p.library_id is not None and a.library_id == p.library_id):
+                return True
         return False
 
 
 # --- the database side ---------------------------------------------------------------------
 
 TABLES = [
+    MembershipApplication,
     Event,
     OutboxMessage,
     Run,
@@ -568,6 +600,7 @@ def store(conn: Connection, world: World) -> None:
             for e in world.events
         ],
     )
+    _store_applications(conn, world)
 
 
 def _select(question: Question) -> sa.Select[Any]:
@@ -576,6 +609,34 @@ def _select(question: Question) -> sa.Select[Any]:
         topic=question.topic,
         context=SegmentContext(question.campaign),
     )
+
+
+def _store_applications(conn: Connection, world: World) -> None:
+    rows = [
+        {
+            "status": a.status,
+            "library_id": a.library_id,
+            "contact_id": a.contact_id,
+            "library_name": "Knihovna z přihlášky",
+            "library_type": "obecni",
+            "region": REGIONS[0],
+            "town": TOWNS[0],
+            "siglum": "",
+            "contact_name": "Jana Nováková",
+            "contact_role": "",
+            "email": "prihlaska@knihovna.cz",
+            "phone": "",
+            "ico": "",
+            "dic": "",
+            "billing_address": "",
+            "consent_text": "Souhlasím.",
+            "created_at": NOW,
+            "decision_note": "",
+        }
+        for a in world.applications
+    ]
+    if rows:
+        conn.execute(sa.insert(_table(MembershipApplication)), rows)
 
 
 def sql_picks(conn: Connection, question: Question) -> set[int]:

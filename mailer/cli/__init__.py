@@ -10,6 +10,7 @@ from mailer.cli import demo as demo_cli
 from mailer.cli import doctor as doctor_cli
 from mailer.cli import inbound as inbound_cli
 from mailer.cli import launch as launch_cli  # noqa: F401  (adds `campaigns launch`)
+from mailer.cli import libraries as libraries_cli
 from mailer.cli import runs as runs_cli
 from mailer.cli import schedule as schedule_cli
 from mailer.cli import segments as segments_cli
@@ -27,6 +28,7 @@ app = CzechTyper(
 app.add_typer(db_cli.app, name="db")
 app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(segments_cli.app, name="segments")
+app.add_typer(libraries_cli.app, name="libraries")
 app.command("demo")(demo_cli.demo)
 app.command("schedule")(schedule_cli.schedule_cmd)
 app.add_typer(schedule_cli.registrations_app, name="registrations")

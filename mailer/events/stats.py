@@ -29,7 +29,9 @@ What the numbers mean:
   (`mailer.audience.engagement.registered_contacts`: an imported registration, or a person's
   click on the registration link).
 - libraries: libraries among the sent recipients; joined_libraries: those of them whose joining
-  SDRUK was recorded after the run started.
+  SDRUK was recorded after the run started and is credited to this run's campaign (the
+  recruitment campaign that reached the library last before it joined; see
+  `mailer.audience.membership`). Event invitations never count joinings.
 - funnel: sent → delivered → opened → clicked → joined (libraries) → registered. Without
   individual tracking "opened" and "clicked" are people's events (human_opens, human_clicks),
   since no recipient is known.
@@ -50,6 +52,7 @@ from sqlalchemy import ColumnElement
 from sqlmodel import Session, col
 
 from mailer.audience.engagement import registered_contacts
+from mailer.audience.membership import credited_campaign
 from mailer.models import (
     LIBRARY_TYPE_LABELS,
     Contact,
@@ -97,7 +100,7 @@ class RecipientResult:
     bounced_soft: bool = False
     complained: bool = False
     registered: bool = False
-    joined: bool = False  # its library joined SDRUK after the run started
+    joined: bool = False  # its library joined SDRUK after the run started, credited to it
     machine_only: bool = False  # opened, clicked or viewed by machines only
 
     @property
@@ -279,6 +282,9 @@ def _recipient_query(run: Run) -> sa.Select[Any]:
     # The same definition reminder audiences use (import or a click on the registration
     # link), limited to registrations after this run started.
     registered = col(outbox.contact_id).in_(registered_contacts(run.campaign, since=since))
+    # A joining counts for the recruitment campaign that reached the library last before it
+    # joined (mailer.audience.membership), not for every run the library happened to get.
+    credited = credited_campaign(col(Library.id), col(Library.joined_at))
     return (
         sa.select(
             col(outbox.id),
@@ -297,7 +303,14 @@ def _recipient_query(run: Run) -> sa.Select[Any]:
             _any(on_message, col(Event.kind) == EventKind.BOUNCE_SOFT.value),
             _any(on_message, col(Event.kind) == EventKind.COMPLAINT.value),
             sa.case((registered, 1), else_=0),
-            sa.case((col(Library.joined_at) >= since, 1), else_=0),
+            # Nested so that the credit is looked up only for libraries that joined since.
+            sa.case(
+                (
+                    col(Library.joined_at) >= since,
+                    sa.case((credited == run.campaign, 1), else_=0),
+                ),
+                else_=0,
+            ),
             _any(on_message, _kinds(_SEEN)),
         )
         .select_from(outbox)

@@ -1,5 +1,6 @@
-"""Membership: recording that a library joined (the console's "Zaznamenat vstup do SDRUK" and
-an approved application alike) and the applications sent from the public form.
+"""Membership applications sent from the public form: storing them, and staff approving
+(membership recorded by `mailer.audience.membership.record_join`, as the console's "Zaznamenat
+vstup do SDRUK" and `sdruk libraries join` record it) or rejecting them.
 
 An application counts as the recruitment reminders' goal the moment it is stored (see
 `mailer.audience.engagement`, field `joined`), so no reminder asks a library that just
@@ -8,12 +9,12 @@ applied to apply; a rejected one stops counting."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from mailer.audience.contacts import address_hash
+from mailer.audience.membership import record_join
 from mailer.delivery.transactional import enqueue
 from mailer.events.record import record_event
 from mailer.models import (
@@ -35,62 +36,8 @@ class ApplicationError(ValueError):
     """An application that cannot be decided as asked (Czech message for staff)."""
 
 
-def latest_run_for_library(session: Session, library_id: int) -> int | None:
-    """The most recent run that mailed someone at this library: what a joining is credited to
-    when nothing more precise is known."""
-    row = session.exec(
-        select(OutboxMessage.run_id)
-        .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
-        .join(Run, col(Run.id) == col(OutboxMessage.run_id))
-        .where(Contact.library_id == library_id)
-        .where(OutboxMessage.status == "sent")
-        .order_by(col(OutboxMessage.sent_at).desc())
-        .limit(1)
-    ).first()
-    return row
-
-
 def _audit(session: Session, actor: str, action: str, target: str, **detail: Any) -> None:
     session.add(AuditEntry(actor=actor, action=action, target=target[:300], detail=detail))
-
-
-def record_membership(
-    session: Session,
-    library: Library,
-    *,
-    actor: str,
-    member_since: int | None = None,
-    contact_id: int | None = None,
-    note: str = "",
-    run_id: int | None = None,
-    now: datetime | None = None,
-) -> int | None:
-    """The library joined SDRUK: it becomes a member, reminders stop, and a JOINED event credits
-    the joining to `run_id` (else to the last run that mailed the library). Returns that run.
-    The caller commits."""
-    assert library.id is not None
-    now = now or datetime.now(UTC)
-    library.is_member = True
-    library.member_since = member_since or now.year
-    library.joined_at = now
-    library.updated_at = now
-    session.add(library)
-    if contact_id is None:
-        contact_id = session.exec(
-            select(Contact.id).where(Contact.library_id == library.id).order_by(col(Contact.id))
-        ).first()
-    if run_id is None:
-        run_id = latest_run_for_library(session, library.id)
-    record_event(
-        session,
-        EventKind.JOINED,
-        contact_id=contact_id,
-        run_id=run_id,
-        detail={"library_id": library.id, "by": actor, "note": note},
-        occurred_at=now,
-    )
-    _audit(session, actor, "membership", library.name, library_id=library.id, run_id=run_id)
-    return run_id
 
 
 @dataclass(frozen=True)
@@ -217,11 +164,11 @@ def decide(
                 "Knihovna přihlášky není v adresáři: nejprve ji přiřaďte (podle sigly), "
                 "pak přihlášku schvalte."
             )
-        record_membership(
+        record_join(
             session,
             library,
             actor=actor,
-            contact_id=application.contact_id,
+            contact=application.contact_id,
             note=note or f"schválená přihláška č. {application.id}",
             run_id=application.run_id,
             now=now,

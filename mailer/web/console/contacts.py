@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, delete, select
 
+from mailer.audience.membership import MembershipError
 from mailer.audience.suppression import address_hash
 from mailer.compose.render import Recipient
 from mailer.models import (
@@ -30,10 +31,9 @@ from mailer.models import (
     Topic,
     TopicOptOut,
 )
-from mailer.signups.membership import record_membership
 from mailer.web.console import integration
 from mailer.web.console.audit import audit
-from mailer.web.console.auth import DB, Admin, Editor, Reader
+from mailer.web.console.auth import DB, Admin, Editor, Reader, Staff
 from mailer.web.console.render import page
 from mailer.web.console.routing import ConsoleRoute
 from mailer.web.params import PageNumber, RowId, Year
@@ -43,6 +43,7 @@ PAGE_SIZE = 50
 NOTICES = {
     "saved": "Změny byly uloženy.",
     "member": "Členství knihovny bylo zaznamenáno.",
+    "already_member": "Knihovna už je členem SDRUK, nic se nezměnilo.",
     "erased": "Kontakt byl vymazán. Zůstal jen otisk adresy na seznamu blokovaných adres.",
 }
 
@@ -359,27 +360,44 @@ def contact_erase(contact_id: RowId, staff: Admin, session: DB) -> Response:
     return RedirectResponse(f"{target}?notice=erased", status_code=303)
 
 
-@router.get("/libraries/{library_id}", response_class=HTMLResponse)
-def library_detail(
-    request: Request, library_id: RowId, staff: Reader, session: DB, notice: str = ""
+def _library_page(
+    request: Request,
+    staff: Staff,
+    session: Session,
+    library: Library,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    library = _library_or_404(session, library_id)
     contacts = session.exec(
-        select(Contact).where(Contact.library_id == library_id).order_by(col(Contact.email))
+        select(Contact).where(Contact.library_id == library.id).order_by(col(Contact.email))
     ).all()
     return page(
         request,
         "library.html",
         staff,
+        status_code=422 if error else 200,
         library=library,
         contacts=contacts,
-        notice=NOTICES.get(notice),
-        this_year=datetime.now(UTC).year,
+        notice=notice,
+        error=error,
+        # What staff typed into the membership form, kept when it comes back with an error.
+        typed=typed or {"member_since": str(datetime.now(UTC).year), "contact_id": "", "note": ""},
     )
+
+
+@router.get("/libraries/{library_id}", response_class=HTMLResponse)
+def library_detail(
+    request: Request, library_id: RowId, staff: Reader, session: DB, notice: str = ""
+) -> HTMLResponse:
+    library = _library_or_404(session, library_id)
+    return _library_page(request, staff, session, library, notice=NOTICES.get(notice))
 
 
 @router.post("/libraries/{library_id}/membership")
 def library_membership(
+    request: Request,
     library_id: RowId,
     staff: Editor,
     session: DB,
@@ -387,19 +405,30 @@ def library_membership(
     contact_id: Annotated[RowId | None, Form()] = None,
     note: Annotated[str, Form()] = "",
 ) -> Response:
-    """The library joined SDRUK: reminders stop and the joining counts for the last campaign."""
+    """The library joined SDRUK: reminders stop at all its addresses and the joining counts
+    for the recruitment campaign that reached it last (the same as `sdruk libraries join`)."""
     library = _library_or_404(session, library_id)
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
         if contact is None or contact.library_id != library_id:
             raise HTTPException(status_code=404, detail="Kontakt v této knihovně neexistuje.")
-    record_membership(
-        session,
-        library,
-        actor=staff.email,
-        member_since=member_since,
-        contact_id=contact_id,
-        note=note,
-    )
+    typed = {
+        "member_since": "" if member_since is None else str(member_since),
+        "contact_id": "" if contact_id is None else str(contact_id),
+        "note": note,
+    }
+    try:
+        result = integration.record_join(
+            session,
+            library,
+            actor=staff.email,
+            member_since=member_since,
+            contact=contact_id,
+            note=note,
+        )
+    except MembershipError as exc:
+        session.rollback()
+        return _library_page(request, staff, session, library, error=str(exc), typed=typed)
     session.commit()
-    return RedirectResponse(f"/console/libraries/{library_id}?notice=member", status_code=303)
+    notice = "member" if result.recorded else "already_member"
+    return RedirectResponse(f"/console/libraries/{library_id}?notice={notice}", status_code=303)

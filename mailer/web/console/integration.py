@@ -7,11 +7,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from mailer.audience import membership
 from mailer.events import record
 from mailer.models import (
     Contact,
     Event,
     EventKind,
+    Library,
     Topic,
 )
 
@@ -48,6 +50,27 @@ def opt_out_topic(session: Session, contact_id: int, topic: str, source: str) ->
 
 def opt_in_topic(session: Session, contact_id: int, topic: str, source: str) -> None:
     record.opt_in_topic(session, contact_id, Topic(topic), source)
+
+
+def record_join(
+    session: Session,
+    library: Library,
+    *,
+    actor: str,
+    member_since: int | None,
+    contact: int | None,
+    note: str,
+) -> membership.JoinResult:
+    """Records that a library joined SDRUK, as `sdruk libraries join` does (raises
+    MembershipError with a Czech message for a bad year or a contact of another library)."""
+    return membership.record_join(
+        session,
+        library,
+        actor=actor,
+        member_since=membership.parse_year(member_since),
+        contact=contact,
+        note=note,
+    )
 
 
 def contact_events(session: Session, contact_id: int) -> list[Event]:
