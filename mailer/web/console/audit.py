@@ -47,7 +47,6 @@ ACTION_LABELS = {
     "step_late": "krok spuštěn se zpožděním",
     "step_missed": "zmeškaný krok kampaně",
     "step_failed": "spuštění kroku selhalo",
-    "campaign.save": "uložení kampaně (nová verze)",
     "media.upload": "nahrání obrázku",
 }
 
