@@ -203,6 +203,8 @@ class Blueprint(_Model):
     # days 8:00–17:00 without Czech public holidays.
     sending_window: Annotated[SendingWindow, BeforeValidator(window_from)] = DEFAULT_WINDOW
     event: Event | None = None
+    # Shown in the public archive of past campaigns (BASE_URL/archiv) once launched.
+    archive: bool = True
     steps: list[Step]
     body: str = "body.mjml"
     directory: Path

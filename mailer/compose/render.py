@@ -924,6 +924,11 @@ class Composer:
         assert self._text_qp is not None
         return self._text_qp.encode(self._text.generate(ctx))
 
+    @property
+    def anonymous_web_url(self) -> str:
+        """The web version's link for no particular recipient (counts an anonymous view)."""
+        return self._anon_web
+
     def web_html(self, recipient: Recipient | None) -> str:
         """The HTML as the recipient saw it, without the open pixel (the web version)."""
         ctx, _ = self._context(recipient, for_web=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailer.web.public import apply, register, subscribe
+from mailer.web.public import apply, archive, register, subscribe
 
 router = APIRouter()
-for _module in (apply, register, subscribe):
+for _module in (apply, register, subscribe, archive):
     router.include_router(_module.router)
 
 __all__ = ["router"]
