@@ -64,10 +64,16 @@ async def test_it_waits_for_a_retry_before_the_drain_ends(
     smtp_server.fail("rcpt", "k0@knihovna.cz", "450 4.2.1 Slow down", times=1)
     run_id = launch(engine, blueprint()).run_id
 
-    stats = await _drain_within(engine, smtp_server, retry_base_seconds=0.5)
+    waits: list[ob.WaitingWork] = []
+    transport = transport_from_url(smtp_server.url(concurrency="4"))
+    stats = await asyncio.wait_for(
+        drain(engine, transport, options(retry_base_seconds=0.5), on_wait=waits.append), 60
+    )
 
     row = next(r for r in rows(engine, run_id).values() if r.email == "k0@knihovna.cz")
     assert (row.status, row.attempts) == ("sent", 2)
+    # It said what it waited for: the one message due again.
+    assert waits and waits[0].pending == 1 and waits[0].next_due is not None
     assert progress(engine, run_id).status == "sent"
     assert stats.finished_runs == [run_id] and not stats.interrupted
 

@@ -38,6 +38,7 @@ from mailer.delivery.send import (
     work_forever,
 )
 from mailer.delivery.transport import Transport, TransportConfigError, transport_from_url
+from mailer.models import utcnow
 from mailer.settings import get_settings
 
 console = Console()
@@ -183,6 +184,20 @@ def send(
 _ENDED = {"sent": "dokončena", "cancelled": "zrušena"}
 
 
+def _say_wait(work: ob.WaitingWork) -> None:
+    """Why a drain that sends nothing has not ended yet."""
+    from mailer.compose.czech import format_clock, plural
+
+    n = work.pending
+    text = (
+        f"Čekám: {n} {plural(n, 'zpráva čeká', 'zprávy čekají', 'zpráv čeká')} na opakování, "
+        "na jiného pracovníka nebo na limit odesílání"
+    )
+    if work.next_due is not None and work.next_due > utcnow():
+        text += f"; nejbližší opakování v {format_clock(work.next_due)}"
+    console.print(text + ".")
+
+
 def _run_ends(stats: Stats) -> dict[int, tuple[str, str | None]]:
     """run id → (status, reason) of the runs this worker sent, as they stand now."""
     ends: dict[int, tuple[str, str | None]] = {}
@@ -202,6 +217,8 @@ async def _work(
         # Graceful: stop claiming, let transactions in flight finish, give back the rest.
         loop.add_signal_handler(sig, stop.set)
     engine = get_engine()
+    if drain_only and not live:
+        return await drain(engine, transport, options, stop=stop, on_wait=_say_wait)
     runner = drain if drain_only else work_forever
     if not live:
         return await runner(engine, transport, options, stop=stop)

@@ -304,8 +304,12 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         on_progress: Callable[[Stats], None] | None = None,
+        on_wait: Callable[[ob.WaitingWork], None] | None = None,
     ) -> None:
         self.engine = engine
+        # A drain with nothing to send now is told what it waits for (when that changes).
+        self.on_wait = on_wait
+        self._last_wait: ob.WaitingWork | None = None
         self.transport = transport
         self.options = options or WorkerOptions()
         self.stats = Stats()
@@ -506,6 +510,9 @@ class Worker:
                         )
                         if work is None or work.pending == 0:
                             return
+                        if self.on_wait and work != self._last_wait:
+                            self._last_wait = work
+                            self.on_wait(work)
                         if work.next_due is not None:
                             until_due = (work.next_due - utcnow()).total_seconds()
                             wait = min(wait, max(until_due, 0.05))
@@ -1045,9 +1052,11 @@ async def drain(
     *,
     stop: asyncio.Event | None = None,
     on_progress: Callable[[Stats], None] | None = None,
+    on_wait: Callable[[ob.WaitingWork], None] | None = None,
 ) -> Stats:
-    """Send until nothing is due, then return what was done."""
-    worker = Worker(engine, transport, options, on_progress=on_progress)
+    """Send until every run that may send now is finished or paused (waiting for retries and
+    for messages other workers hold), then return what was done."""
+    worker = Worker(engine, transport, options, on_progress=on_progress, on_wait=on_wait)
     return await worker.run(drain=True, stop=stop)
 
 
