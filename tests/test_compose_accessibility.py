@@ -68,8 +68,9 @@ def test_it_reports_an_image_without_alt_and_a_vague_link(join: Path) -> None:
     )
     _replace(
         join,
-        '<a href="https://sdruk.cz/chceme-byt-clenem">sdruk.cz/chceme-byt-clenem</a>',
-        '<a href="https://sdruk.cz/chceme-byt-clenem">klikněte sem</a>',
+        '<mj-text mj-class="nadpis" font-size="19px">',
+        '<mj-text><p>Přihlášku najdete <a href="https://sdruk.cz/prihlaska">klikněte sem</a>.</p>'
+        '</mj-text>\n        <mj-text mj-class="nadpis" font-size="19px">',
     )
     problems = check_blueprint(JOIN, join.parent.parent)
     assert any(p.line == _line_of(join, "logo.png") and "alt" in p.message for p in problems), (
