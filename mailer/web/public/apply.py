@@ -16,7 +16,6 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from mailer.audience.contacts import InvalidAddress, normalize_email
 from mailer.compose.render import APPLY_PATH
 from mailer.db import session_scope
 from mailer.models import LIBRARY_TYPE_LABELS, REGIONS, Contact, Library, OutboxMessage
@@ -67,15 +66,7 @@ def ico_valid(ico: str) -> bool:
 
 def _clean(form: FormData) -> tuple[dict[str, str], dict[str, str]]:
     """The form's values, trimmed, and the problems per field (Czech)."""
-    values: dict[str, str] = {}
-    problems: dict[str, str] = {}
-    for name, (label, size, required) in FIELDS.items():
-        value = " ".join(str(form.get(name) or "").split())
-        values[name] = value
-        if required and not value:
-            problems[name] = f"Vyplňte prosím pole „{label}“."
-        elif len(value) > size:
-            problems[name] = f"Pole „{label}“ je příliš dlouhé (nejvýš {size} znaků)."
+    values, problems = common.clean_fields(form, FIELDS)
     if values["library_type"] and values["library_type"] not in {
         t.value for t in LIBRARY_TYPE_LABELS
     }:
@@ -85,11 +76,6 @@ def _clean(form: FormData) -> tuple[dict[str, str], dict[str, str]]:
     values["siglum"] = values["siglum"].upper().replace(" ", "")
     if values["siglum"] and not SIGLUM_RE.match(values["siglum"]):
         problems["siglum"] = "Sigla má tvar tří písmen a tří číslic, např. ABA001."
-    if values["email"] and "email" not in problems:
-        try:
-            values["email"] = normalize_email(values["email"])
-        except InvalidAddress as exc:
-            problems["email"] = f"E-mailová adresa není platná: {exc.reason}."
     if values["phone"] and not PHONE_RE.match(values["phone"]):
         problems["phone"] = "Telefon zadejte číslicemi, např. +420 123 456 789."
     values["ico"] = values["ico"].replace(" ", "")

@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
+from mailer.audience.contacts import InvalidAddress, normalize_email
 from mailer.web import pages
 from mailer.web.public import guard
 
@@ -144,3 +145,25 @@ async def read_protected_form(request: Request) -> FormData | HTMLResponse:
 
 def throttled(request: Request, family: str, email: str | None) -> bool:
     return guard.throttled(request, family, email)
+
+
+def clean_fields(
+    form: Any, fields: dict[str, tuple[str, int, bool]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A public form's text fields, with white space folded, and the problems per field in
+    Czech: required and missing, too long, or (for a field named `email`) not an address."""
+    values: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for name, (label, size, required) in fields.items():
+        value = " ".join(str(form.get(name) or "").split())
+        values[name] = value
+        if required and not value:
+            problems[name] = f"Vyplňte prosím pole „{label}“."
+        elif len(value) > size:
+            problems[name] = f"Pole „{label}“ je příliš dlouhé (nejvýš {size} znaků)."
+    if values.get("email") and "email" not in problems:
+        try:
+            values["email"] = normalize_email(values["email"])
+        except InvalidAddress as exc:
+            problems["email"] = f"E-mailová adresa není platná: {exc.reason}."
+    return values, problems

@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from mailer.audience.contacts import InvalidAddress, normalize_email
 from mailer.compose.campaigns import SLUG_RE, Blueprint, BlueprintError, Kind, load_blueprint
 from mailer.compose.czech import format_clock, format_weekday_day
 from mailer.compose.render import REGISTER_PATH
@@ -149,20 +148,7 @@ async def register_form_prefilled(slug: str, token: str, request: Request) -> HT
 
 def _clean(form: Any, blueprint: Blueprint) -> tuple[dict[str, str], dict[str, str], int]:
     assert blueprint.event is not None
-    values: dict[str, str] = {}
-    problems: dict[str, str] = {}
-    for name, (label, size, required) in FIELDS.items():
-        value = " ".join(str(form.get(name) or "").split())
-        values[name] = value
-        if required and not value:
-            problems[name] = f"Vyplňte prosím pole „{label}“."
-        elif len(value) > size:
-            problems[name] = f"Pole „{label}“ je příliš dlouhé (nejvýš {size} znaků)."
-    if values["email"] and "email" not in problems:
-        try:
-            values["email"] = normalize_email(values["email"])
-        except InvalidAddress as exc:
-            problems["email"] = f"E-mailová adresa není platná: {exc.reason}."
+    values, problems = common.clean_fields(form, FIELDS)
     choice = str(form.get("session") or "")
     count = len(blueprint.event.occurrences())
     values["session"] = choice

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from mailer.audience.contacts import InvalidAddress, normalize_email
 from mailer.db import session_scope
 from mailer.models import TOPIC_LABELS, SubscriptionRequest, Topic
 from mailer.signups import subscriptions
@@ -78,20 +77,7 @@ async def subscribe_submit(request: Request) -> HTMLResponse:
     form = await common.read_protected_form(request)
     if isinstance(form, HTMLResponse):
         return form
-    values: dict[str, str] = {}
-    problems: dict[str, str] = {}
-    for name, (label, size, required) in FIELDS.items():
-        value = " ".join(str(form.get(name) or "").split())
-        values[name] = value
-        if required and not value:
-            problems[name] = f"Vyplňte prosím pole „{label}“."
-        elif len(value) > size:
-            problems[name] = f"Pole „{label}“ je příliš dlouhé (nejvýš {size} znaků)."
-    if values["email"] and "email" not in problems:
-        try:
-            values["email"] = normalize_email(values["email"])
-        except InvalidAddress as exc:
-            problems["email"] = f"E-mailová adresa není platná: {exc.reason}."
+    values, problems = common.clean_fields(form, FIELDS)
     chosen = {t for t in form.getlist("topic") if t in {x.value for x in Topic}}
     if not chosen:
         problems["topic"] = "Vyberte prosím aspoň jedno téma."
