@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mailer.cli.contacts import require_schema
+from mailer.compose.czech import format_clock, plural
 from mailer.db import get_engine
 from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
@@ -185,9 +186,8 @@ _ENDED = {"sent": "dokončena", "cancelled": "zrušena"}
 
 
 def _say_wait(work: ob.WaitingWork) -> None:
-    """Why a drain that sends nothing has not ended yet."""
-    from mailer.compose.czech import format_clock, plural
-
+    """Why a drain that sends nothing has not ended yet. On standard error: with --json,
+    standard output carries only the summary a script parses."""
     n = work.pending
     text = (
         f"Čekám: {n} {plural(n, 'zpráva čeká', 'zprávy čekají', 'zpráv čeká')} na opakování, "
@@ -195,7 +195,7 @@ def _say_wait(work: ob.WaitingWork) -> None:
     )
     if work.next_due is not None and work.next_due > utcnow():
         text += f"; nejbližší opakování v {format_clock(work.next_due)}"
-    console.print(text + ".")
+    err.print(text + ".")
 
 
 def _run_ends(stats: Stats) -> dict[int, tuple[str, str | None]]:
