@@ -16,6 +16,7 @@ from mailer.compose.czech import format_day
 from mailer.compose.render import Composer
 from mailer.models import CAMPAIGN_RUNS, TRANSACTIONAL_CAMPAIGN, Run, RunStatus
 from mailer.web import pages
+from mailer.web.params import RowId
 from mailer.web.tracking import WEB_VERSION_CSP
 
 router = APIRouter()
@@ -76,9 +77,7 @@ def _html(request: Request, run_id: int) -> str | None:
 
 
 @router.api_route(PATH + "/{run_id}", methods=["GET", "HEAD"], include_in_schema=False)
-async def archive_message(run_id: int, request: Request) -> HTMLResponse:
-    if not 0 < run_id < 2**63:
-        raise pages.not_found()
+async def archive_message(run_id: RowId, request: Request) -> HTMLResponse:
     html = await run_in_threadpool(_html, request, run_id)
     if html is None:
         raise pages.not_found()
