@@ -274,19 +274,9 @@ async def campaign_save(
         saved = store.save(
             engine, slug, files, author=staff.email, summary=summary, base_revision=revision
         )
-    except store.ConcurrentEdit as exc:
-        return _editor_page(
-            request,
-            staff,
-            session,
-            engine,
-            slug,
-            draft,
-            revision,
-            error=str(exc),
-            status_code=409,
-        )
     except store.StoreError as exc:
+        # Someone else saved first: 409, so the page says to reload; anything else the store
+        # refuses is the form's problem.
         return _editor_page(
             request,
             staff,
@@ -296,7 +286,7 @@ async def campaign_save(
             draft,
             revision,
             error=str(exc),
-            status_code=422,
+            status_code=409 if isinstance(exc, store.ConcurrentEdit) else 422,
         )
     problems = _problems(slug, draft, engine)
     if problems[0] or problems[1]:
