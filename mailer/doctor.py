@@ -18,6 +18,7 @@ domain under a public suffix such as co.uk would need the Public Suffix List).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +196,43 @@ def check_dkim_keys(settings: Any) -> tuple[Check, list[tuple[DkimKey, str]]]:
             "zprávy podepsané před ní"
         )
     return Check("dkim_key", title, Level.OK, detail + ".", records), keys
+
+
+def check_trusted_proxies(settings: Any) -> Check:
+    """Whose X-Forwarded-For the web part believes (the client address for the public forms'
+    rate limits, the sign-in throttle and the event log)."""
+    title = "Důvěryhodné reverzní proxy (TRUSTED_PROXIES)"
+    entries = settings.trusted_proxy_list()
+    if not entries:
+        return Check(
+            "trusted_proxies",
+            title,
+            Level.OK,
+            "Žádné: klientem je vždy adresa spojení a hlavička X-Forwarded-For se nečte. "
+            "Běží-li web za reverzní proxy, uveďte její adresu, jinak se limity formulářů "
+            "počítají pro proxy jako pro jednoho klienta.",
+        )
+    invalid = []
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            invalid.append(entry)
+    if invalid:
+        return Check(
+            "trusted_proxies",
+            title,
+            Level.WARNING,
+            f"Neplatné položky: {', '.join(invalid)}. Uveďte adresy IP nebo sítě CIDR oddělené "
+            "čárkou, např. 127.0.0.1, 10.0.0.0/8.",
+        )
+    return Check(
+        "trusted_proxies",
+        title,
+        Level.OK,
+        f"{', '.join(entries)}: od nich se klientem stává poslední adresa v X-Forwarded-For, "
+        "která sama není proxy.",
+    )
 
 
 def from_domains(settings: Any, campaign_from: Iterable[str] = ()) -> list[str]:
@@ -393,6 +431,7 @@ def run_doctor(
     checks = [
         check_base_url(settings),
         check_sender(settings),
+        check_trusted_proxies(settings),
         keys_check,
         check_alignment(settings, domains),
     ]

@@ -462,6 +462,21 @@ class SignInThrottle(SQLModel, table=True):
     last_success_at: datetime | None = _when(default=None)
 
 
+class FormRateCounter(SQLModel, table=True):
+    """Hits on the public forms per key and fixed time window, shared by every web process and
+    kept across restarts. The key is an HMAC of what is counted (a client address, an e-mail
+    address, a spent proof-of-work salt), so no address is stored in clear."""
+
+    __tablename__ = "form_rate_counter"
+
+    key: str = Field(primary_key=True, max_length=64)
+    # Unix seconds at which the window starts (0 for a one-time mark).
+    window_start: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    count: int = 0
+    # Unix seconds after which the row is no longer read and may be deleted.
+    expires_at: int = Field(sa_type=sa.BigInteger, index=True)
+
+
 class AuditEntry(SQLModel, table=True):
     """Who launched, paused, exported or erased what, and when."""
 

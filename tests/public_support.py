@@ -13,14 +13,10 @@ import altcha
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from mailer.web.public import guard
-
 
 def client_for(engine: Engine) -> TestClient:
     from console_support import make_app
 
-    guard.limiter.reset()
-    guard.spent.reset()
     return TestClient(make_app(engine), base_url="https://kampane.sdruk.test")
 
 

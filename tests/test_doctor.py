@@ -346,3 +346,19 @@ def test_its_console_pages_show_the_setup_and_gate_the_launch(
         client.post("/console/logout")
         sign_in(client, "ctenar@sdruk.example")
         assert client.get("/console/setup").status_code == 403
+
+
+def test_it_shows_which_proxies_are_trusted_and_flags_what_is_not_an_address(
+    key_file: Path,
+) -> None:
+    def proxies(value: str) -> Check:
+        checks = run_doctor(ready_settings(key_file, TRUSTED_PROXIES=value), network=False)
+        (found,) = [c for c in checks if c.key == "trusted_proxies"]
+        return found
+
+    none = proxies("")
+    assert none.level is Level.OK and "X-Forwarded-For se nečte" in none.detail
+    two = proxies("127.0.0.1, 10.0.0.0/8")
+    assert two.level is Level.OK and "127.0.0.1, 10.0.0.0/8" in two.detail
+    wrong = proxies("10.0.0.0/8, proxy-na-kraji")
+    assert wrong.level is Level.WARNING and "Neplatné položky: proxy-na-kraji" in wrong.detail

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mailer.db import get_engine
 from mailer.events.record import EventWriter
@@ -69,6 +70,14 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(pages.SecurityHeaders, https=settings.base_url.startswith("https:"))
     # Outermost, so a too large body is refused before anything reads or parses it.
     app.add_middleware(BodySizeLimit, limit_bytes=int(settings.max_upload_mb * 1_000_000))
+    # The client is the connection's peer; only when that peer is a proxy in TRUSTED_PROXIES
+    # is the right-most address in X-Forwarded-For that is not itself a trusted proxy taken
+    # instead (and X-Forwarded-Proto believed). Done here rather than by the server, so the
+    # rule holds however the app is served, and without a configured proxy nobody can pick
+    # their own address for the rate limits, the sign-in throttle or the event log.
+    proxies = settings.trusted_proxy_list()
+    if proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.add_exception_handler(StarletteHTTPException, pages.http_error_page)
     # Czech instead of FastAPI's English 422 JSON: console layout under /console, public elsewhere.
     app.add_exception_handler(RequestValidationError, invalid.validation_error_page)
@@ -91,17 +100,15 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
 def make_server(host: str = "127.0.0.1", port: int = 8000, **options: object) -> uvicorn.Server:
     """A uvicorn server for the app, for `sdruk web` and for embedding in schedule.py
     (`await make_server(...).serve()`); it shuts down cleanly on SIGINT/SIGTERM."""
-    # Forwarded headers count only from the proxies in TRUSTED_PROXIES; without them uvicorn
-    # would believe any client on 127.0.0.1, which could then choose its own address.
-    proxies = get_settings().trusted_proxy_list()
+    # The app reads forwarded headers itself (from TRUSTED_PROXIES only); uvicorn's own reading
+    # would believe any client on 127.0.0.1 and hand the app a client it cannot check.
     config = uvicorn.Config(
         "mailer.web.app:create_app",
         factory=True,
         host=host,
         port=port,
         access_log=False,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
+        proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
     return uvicorn.Server(config)

@@ -193,7 +193,7 @@ async def _submit(request: Request, token: str | None) -> HTMLResponse:
     values, problems = _clean(form)
     if problems:
         return _page(request, token, values, problems, status_code=422)
-    if common.throttled(request, "apply", values["email"]):
+    if await common.throttled(request, "apply", values["email"]):
         return common.message_page(request, "throttled", status_code=429)
     stored = await run_in_threadpool(_store, request, values, outbox_id)
     if not stored:

@@ -137,14 +137,14 @@ async def read_protected_form(request: Request) -> FormData | HTMLResponse:
     form = await guard.read_form(request)
     if form is None:
         return message_page(request, "too_large", status_code=413)
-    refusal = guard.check_protection(request, form)
+    refusal = await guard.check_protection(request, form)
     if refusal is not None:
         return message_page(request, refusal, status_code=400 if refusal != "csrf" else 403)
     return form
 
 
-def throttled(request: Request, family: str, email: str | None) -> bool:
-    return guard.throttled(request, family, email)
+async def throttled(request: Request, family: str, email: str | None) -> bool:
+    return await guard.throttled(request, family, email)
 
 
 def clean_fields(

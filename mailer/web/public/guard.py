@@ -2,9 +2,11 @@
 proof of work computed in the browser (no third-party service), size limits, and rate limits
 per client address and per e-mail address.
 
-Rate limits live in this process's memory: enough for the one web process the product runs
-(schedule.py or `sdruk web`); several web processes would each allow their own share. A
-throttled request is refused at once (429), never delayed, so nobody else waits for it."""
+Rate limits and spent proofs of work live in the database (`counters`), so several web
+processes and a restart share them. Keys are HMACs: no e-mail or client address is stored in
+clear. The client address is the connection's peer, or, behind a proxy in TRUSTED_PROXIES, the
+address that proxy reports (see `mailer.web.app`). A throttled request is refused at once
+(429), never delayed, so nobody else waits for it."""
 
 from __future__ import annotations
 
@@ -13,21 +15,20 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import altcha
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from mailer.settings import get_settings
 from mailer.web import pages
+from mailer.web.public import counters
+from mailer.web.public.counters import Limit
 
 FORM_COOKIE = "sdruk_form"
 CSRF_FIELD = "csrf_token"
@@ -95,32 +96,13 @@ def altcha_challenge() -> str:
     return json.dumps(challenge.to_dict())
 
 
-class _Spent:
-    """Solutions already used (by salt) until they expire: a solved challenge buys one form."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[str, float] = {}
-
-    def take(self, salt: str) -> bool:
-        now = time.time()
-        with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {s: t for s, t in self._seen.items() if t > now}
-            if self._seen.get(salt, 0) > now:
-                return False
-            self._seen[salt] = now + ALTCHA_LIFETIME.total_seconds()
-            return True
-
-    def reset(self) -> None:
-        with self._lock:
-            self._seen.clear()
+def _counter_key(kind: str, value: str) -> str:
+    """What a counter row is keyed by: an HMAC, so the table holds no address in clear."""
+    return hmac.new(_key("form-counters"), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-spent = _Spent()
-
-
-def altcha_ok(form: FormData) -> bool:
+def altcha_ok(request: Request, form: FormData) -> bool:
+    """A valid, unexpired solution not used before (a solved challenge buys one form)."""
     payload = str(form.get(ALTCHA_FIELD) or "")
     if not payload or len(payload) > 2000:
         return False
@@ -129,57 +111,32 @@ def altcha_ok(form: FormData) -> bool:
         salt = json.loads(base64.b64decode(payload)).get("salt", "")
     except Exception:
         return False
-    return bool(ok) and isinstance(salt, str) and spent.take(salt)
+    if not ok or not isinstance(salt, str):
+        return False
+    lifetime = int(ALTCHA_LIFETIME.total_seconds())
+    return counters.take_once(pages.engine_of(request), _counter_key("altcha", salt), lifetime)
 
 
 # --- rate limits --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Limit:
-    count: int
-    seconds: float
-
-
-class RateLimiter:
-    """Sliding windows of recent hits per key."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._hits: dict[str, deque[float]] = {}
-
-    def hit(self, key: str, limit: Limit) -> bool:
-        """Count a hit; False when the key is over its limit (the hit is not counted then)."""
-        now = time.monotonic()
-        with self._lock:
-            if len(self._hits) > 50_000:
-                self._hits = {k: q for k, q in self._hits.items() if q and q[-1] > now - 3600}
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - limit.seconds:
-                hits.popleft()
-            if len(hits) >= limit.count:
-                return False
-            hits.append(now)
-            return True
-
-    def reset(self) -> None:
-        with self._lock:
-            self._hits.clear()
-
-
-limiter = RateLimiter()
 PER_IP = Limit(20, 600)  # a library's shared address sends a few forms, not dozens
 PER_ADDRESS = Limit(3, 3600)  # the same e-mail address: a retry or two, no flood
 
 
-def throttled(request: Request, family: str, email: str | None) -> bool:
-    """Whether this submission is over a limit (client address, then e-mail address)."""
+def _throttled(request: Request, family: str, email: str | None) -> bool:
+    engine = pages.engine_of(request)
     ip = pages.client_ip(request) or "unknown"
-    if not limiter.hit(f"{family}:ip:{ip}", PER_IP):
+    if not counters.hit(engine, _counter_key(f"{family}:ip", ip), PER_IP):
         return True
     if not email:
         return False
-    return not limiter.hit(f"{family}:address:{email.lower()}", PER_ADDRESS)
+    return not counters.hit(engine, _counter_key(f"{family}:address", email.lower()), PER_ADDRESS)
+
+
+async def throttled(request: Request, family: str, email: str | None) -> bool:
+    """Whether this submission is over a limit (client address, then e-mail address)."""
+    return await run_in_threadpool(_throttled, request, family, email)
 
 
 # --- reading a form -----------------------------------------------------------------------------
@@ -213,12 +170,12 @@ def form_context(request: Request) -> tuple[dict[str, Any], str, bool]:
     return context, nonce, fresh
 
 
-def check_protection(request: Request, form: FormData) -> str | None:
+async def check_protection(request: Request, form: FormData) -> str | None:
     """Why a submitted form is refused ("csrf", "bot", "pow"), or None when it may proceed."""
     if not csrf_ok(request, form):
         return "csrf"
     if str(form.get(HONEYPOT_FIELD) or ""):
         return "bot"
-    if not altcha_ok(form):
+    if not await run_in_threadpool(altcha_ok, request, form):
         return "pow"
     return None

@@ -200,7 +200,7 @@ async def _submit(request: Request, slug: str, token: str | None) -> HTMLRespons
     values, problems, index = _clean(form, blueprint)
     if problems:
         return await _page(request, blueprint, token, values, problems, status_code=422)
-    if common.throttled(request, "register", values["email"]):
+    if await common.throttled(request, "register", values["email"]):
         return common.message_page(request, "throttled", status_code=429)
     status = await run_in_threadpool(_store, request, blueprint, index, values, outbox_id)
     if status == "closed":

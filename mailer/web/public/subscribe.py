@@ -85,7 +85,7 @@ async def subscribe_submit(request: Request) -> HTMLResponse:
         problems["consent"] = "Bez souhlasu vám zprávy posílat nemůžeme."
     if problems:
         return _form(request, values, chosen, problems, status_code=422)
-    if common.throttled(request, "subscribe", values["email"]):
+    if await common.throttled(request, "subscribe", values["email"]):
         return common.message_page(request, "throttled", status_code=429)
     signup = subscriptions.SignUp(
         email=values["email"],
