@@ -176,6 +176,9 @@ class Library(SQLModel, table=True):
     member_since: int | None = None
     # When membership was recorded here (import or console): reminders stop for the library.
     joined_at: datetime | None = _when(default=None)
+    # Who recorded the membership: "import" (the directory file) or "staff" (the console,
+    # `sdruk libraries join`, an approved application). An import ends only its own.
+    membership_source: str | None = Field(default=None, max_length=16)
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
 

@@ -116,6 +116,10 @@ class ImportReport(FileTally):
     # Contacts that got the basis chosen for the whole file.
     basis_assigned: int = 0
     likely_duplicate_libraries: int = 0
+    # Libraries the file made members (each recorded as a joining, as the console does).
+    libraries_joined: int = 0
+    # Members the file says are not, kept because staff recorded the membership (see notes).
+    memberships_kept: int = 0
     # Rows imported but worth a look (siglum conflicts, libraries that may exist already).
     notes: list[Rejection] = field(default_factory=list)
     file_name: str = ""
@@ -266,7 +270,11 @@ def import_contact_bytes(
     new_tags = sorted({t for item, _ in plan for t in item.tags} - set(tag_ids))
     new_libs = [lib for lib in libraries.all if lib.new]
     report.libraries_created = len(new_libs)
-    report.libraries_updated = sum(1 for lib in libraries.all if lib.dirty and not lib.new)
+    report.libraries_updated = sum(
+        1 for lib in libraries.all if (lib.dirty or lib.joining) and not lib.new
+    )
+    report.libraries_joined = len(libraries.joining)
+    report.memberships_kept = len(libraries.kept)
     if dry_run:
         for i, lib in enumerate(new_libs):
             lib.id = -1 - i
@@ -275,6 +283,7 @@ def import_contact_bytes(
     else:
         with engine.begin() as conn:
             libraries.write(conn, now)
+            libraries.record_joinings(conn, f"import {file_name}", actor or "import", now)
             _write_tags(conn, new_tags, tag_ids)
 
     writer = _ChunkWriter(

@@ -7,6 +7,13 @@ no town and only one library has that name. A row whose siglum differs from the 
 for the same name and town is linked to the stored library and reported: a library does not
 appear twice because a file mistyped its siglum. A new library whose name resembles one in
 the same town, or that has the same name elsewhere, is reported as a likely duplicate.
+
+Membership: a file that makes a library already in the directory a member marks it as
+joining; the import then records the joining as the console does (`membership.record_join`).
+A library new to the directory is simply a member, not a joining. A file that says "not a
+member" ends only a membership the directory recorded (or has since listed); one recorded by
+staff is kept and reported, until the directory lists it or staff record the resignation
+(`sdruk libraries leave`).
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlmodel import Session
 
+from mailer.audience.membership import IMPORT, record_join
 from mailer.audience.rows import Rejection, fold
 from mailer.models import Library
 
@@ -46,8 +55,11 @@ class LibraryState:
     is_member: bool
     member_since: int | None
     joined_at: datetime | None
+    membership_source: str | None = None
     dirty: bool = False
     new: bool = False
+    # The file makes this library a member: the import records the joining.
+    joining: bool = False
 
     def described(self) -> str:
         """ "Městská knihovna Tišnov (Tišnov, sigla BOO633)" for a report line."""
@@ -77,6 +89,10 @@ class LibraryDirectory:
         self.all: list[LibraryState] = []
         self.notes: list[Rejection] = []
         self.likely_duplicates = 0
+        # Libraries the file makes members, and members it says are not whose membership
+        # staff recorded (kept).
+        self.joining: list[LibraryState] = []
+        self.kept: list[LibraryState] = []
         self._noted: set[tuple[int, str]] = set()
         for r in conn.execute(sa.select(LIBRARIES)).mappings():
             self._add(
@@ -90,6 +106,7 @@ class LibraryDirectory:
                     bool(r["is_member"]),
                     r["member_since"],
                     r["joined_at"],
+                    r["membership_source"],
                 )
             )
 
@@ -145,20 +162,47 @@ class LibraryDirectory:
             "library_type": v["library_type"],
             "region": v["region"],
             "town": v["town"],
-            "is_member": v["member"],
             "member_since": v["member_since"],
         }
         for key, value in changes.items():
             if key in ("name", "town") and name_key(value) == name_key(getattr(lib, key)):
                 continue  # another spelling of the same name ("TIŠNOV") changes nothing
             if value is not None and getattr(lib, key) != value:
-                if key == "is_member" and value and not lib.is_member:
-                    lib.joined_at = now
                 if key == "siglum":
                     self.by_siglum[value] = lib
                 setattr(lib, key, value)
                 lib.dirty = True
+        if v["member"] is not None and not lib.new:
+            self._membership(lib, bool(v["member"]), line)
         return lib
+
+    def _membership(self, lib: LibraryState, member: bool, line: int) -> None:
+        if member and not lib.is_member:
+            if not lib.joining:
+                lib.joining = True
+                self.joining.append(lib)
+        elif member and lib.membership_source != IMPORT:
+            # The directory lists a membership staff recorded: from now on it speaks for it.
+            lib.membership_source = IMPORT
+            lib.dirty = True
+        elif not member and lib.is_member and lib.membership_source == IMPORT:
+            lib.is_member = False
+            lib.member_since = None
+            lib.membership_source = None
+            lib.dirty = True
+        elif not member and lib.is_member:
+            if lib not in self.kept:
+                self.kept.append(lib)
+            self._note(
+                line,
+                "member",
+                lib,
+                f"knihovna {lib.described()} podle souboru není členem, ale členství "
+                "zaznamenané v konzoli, které adresář zatím neuvádí, ponecháno (zapsala ho "
+                "konzole, příkaz sdruk libraries join nebo schválená přihláška). Pokud "
+                "knihovna ze SDRUK opravdu vystoupila, zapište to příkazem "
+                f"sdruk libraries leave {lib.siglum or lib.id}.",
+            )
 
     def _create(self, v: dict[str, Any], line: int, now: datetime) -> LibraryState:
         name, siglum, town = v["library"], v["siglum"], v["town"] or ""
@@ -180,6 +224,7 @@ class LibraryDirectory:
             bool(v["member"]),
             v["member_since"],
             now if v["member"] else None,
+            IMPORT if v["member"] else None,
             new=True,
         )
         look_alike = self._look_alike(lib)
@@ -217,6 +262,7 @@ class LibraryDirectory:
                     "is_member": lib.is_member,
                     "member_since": lib.member_since,
                     "joined_at": lib.joined_at,
+                    "membership_source": lib.membership_source,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -248,6 +294,7 @@ class LibraryDirectory:
                 "is_member",
                 "member_since",
                 "joined_at",
+                "membership_source",
             )
             conn.execute(
                 sa.update(LIBRARIES)
@@ -262,3 +309,25 @@ class LibraryDirectory:
                     for lib in dirty
                 ],
             )
+
+    def record_joinings(self, conn: Connection, note: str, actor: str, now: datetime) -> None:
+        """Record each library the file made a member as joined, exactly as the console does
+        (JOINED event credited by the same rule, audit entry), in the caller's transaction,
+        after `write`."""
+        if not self.joining:
+            return
+        with Session(bind=conn) as session:
+            for state in self.joining:
+                library = session.get(Library, state.id)
+                assert library is not None
+                record_join(
+                    session,
+                    library,
+                    actor=actor,
+                    member_since=state.member_since,
+                    note=note,
+                    now=now,
+                    source=IMPORT,
+                )
+                state.is_member, state.joined_at = True, now
+            session.flush()

@@ -1,6 +1,11 @@
 """Membership in SDRUK: recording that a library joined (one function for the console's
-„Zaznamenat vstup do SDRUK“ and for `sdruk libraries join`), and the rule that credits a
-joining to a campaign.
+„Zaznamenat vstup do SDRUK“, `sdruk libraries join`, an approved application and a directory
+import that turns membership on) or left (`sdruk libraries leave`), and the rule that credits
+a joining to a campaign.
+
+Who recorded a membership is kept (`Library.membership_source`): a directory import ends only
+a membership the directory itself recorded or has since listed. One recorded by staff stands
+until the directory lists it too, or until staff record the resignation.
 
 The credit rule: a joining counts for the recruitment campaign (a run frozen with
 `kind = "recruitment"`, as the blueprint's `kind` says) whose message reached the library most
@@ -33,16 +38,23 @@ from mailer.models import (
 )
 
 __all__ = [
+    "IMPORT",
     "RECRUITMENT",
+    "STAFF",
     "JoinResult",
+    "LeaveResult",
     "MembershipError",
     "credited_campaign",
     "find_library",
     "parse_year",
     "record_join",
+    "record_leave",
 ]
 
 RECRUITMENT = "recruitment"  # the blueprint kind, frozen in each run's content["kind"]
+# Who recorded a membership (Library.membership_source).
+IMPORT = "import"  # the directory file
+STAFF = "staff"  # the console, `sdruk libraries join`, an approved application
 FIRST_YEAR = 1990  # the association's predecessors; an earlier year is a typing error
 _MAX_ID = 2**31 - 1  # the tables' INTEGER keys (32-bit on PostgreSQL)
 
@@ -224,6 +236,7 @@ def record_join(
     note: str = "",
     run_id: int | None = None,
     now: datetime | None = None,
+    source: str = STAFF,
 ) -> JoinResult:
     """The library joined SDRUK: it becomes a member (reminders stop at all its addresses), a
     JOINED event names who applied and the campaign credited, and the audit trail says who
@@ -231,7 +244,7 @@ def record_join(
 
     `contact` is a contact id or e-mail of that library (default: its first contact).
     `run_id` credits a known run instead of the rule: the campaign message whose link an
-    approved application came from."""
+    approved application came from. `source` says who recorded it (IMPORT or STAFF)."""
     assert library.id is not None
     if library.is_member:
         return _earlier(session, library)
@@ -241,6 +254,7 @@ def record_join(
     library.is_member = True
     library.member_since = member_since or now.year
     library.joined_at = now
+    library.membership_source = source
     library.updated_at = now
     session.add(library)
     record_event(
@@ -279,3 +293,45 @@ def record_join(
         campaign_name=(credit.content or {}).get("name") if credit else None,
         step=credit.step if credit else None,
     )
+
+
+@dataclass(frozen=True)
+class LeaveResult:
+    """What `record_leave` did; `recorded` is False when the library was not a member."""
+
+    library_id: int
+    library: str
+    siglum: str | None
+    recorded: bool
+
+
+def record_leave(
+    session: Session,
+    library: Library,
+    *,
+    actor: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> LeaveResult:
+    """The library left SDRUK: it is no longer a member and the audit trail says who recorded
+    it. Earlier JOINED events stay, as history and as the credit they gave. Adds to the
+    caller's transaction; recording it for a non-member changes nothing."""
+    assert library.id is not None
+    if not library.is_member:
+        return LeaveResult(library.id, library.name, library.siglum, recorded=False)
+    now = now or utcnow()
+    library.is_member = False
+    library.member_since = None
+    library.membership_source = None
+    library.updated_at = now
+    session.add(library)
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action="membership_end",
+            target=library.name[:300],
+            at=now,
+            detail={"library_id": library.id, "note": note.strip()},
+        )
+    )
+    return LeaveResult(library.id, library.name, library.siglum, recorded=True)

@@ -51,6 +51,11 @@ def print_report(report: ImportReport, name: str) -> None:
         f"sloučené duplicity: {report.merged_duplicates}; "
         f"nově na seznamu blokovaných adres: {report.suppressed}"
     )
+    if report.libraries_joined or report.memberships_kept:
+        console.print(
+            f"  knihovny nově členy SDRUK (vstup zaznamenán): {report.libraries_joined}; "
+            f"ponechaná členství zapsaná v konzoli: {report.memberships_kept}"
+        )
     if report.basis_assigned:
         console.print(
             f"  zvolený právní základ dostalo "

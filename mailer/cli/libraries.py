@@ -1,9 +1,11 @@
-"""`sdruk libraries join …`: recording that a library joined SDRUK, for scripts and the
-membership system; the same function as the console's „Zaznamenat vstup do SDRUK“."""
+"""`sdruk libraries join …` and `sdruk libraries leave …`: recording that a library joined
+SDRUK (the same function as the console's „Zaznamenat vstup do SDRUK“) or left it, for scripts
+and the membership system."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -16,6 +18,7 @@ from mailer.audience.membership import (
     find_library,
     parse_year,
     record_join,
+    record_leave,
 )
 from mailer.cli.contacts import require_schema
 from mailer.cli.czech import CzechTyper
@@ -109,3 +112,45 @@ def join(
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
         _print(result)
+
+
+@app.command("leave", short_help="Zaznamená, že knihovna ze SDRUK vystoupila.")
+def leave(
+    library: Annotated[
+        str,
+        typer.Argument(
+            metavar="SIGLA_NEBO_ČÍSLO",
+            help="Sigla knihovny (např. BOA001) nebo její číslo z adresy stránky v konzoli.",
+            show_default=False,
+        ),
+    ],
+    note: Annotated[
+        str, typer.Option("--note", metavar="TEXT", help="Poznámka k zápisu (např. odkud víte).")
+    ] = "",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Výsledek jako jeden objekt JSON.")
+    ] = False,
+) -> None:
+    """Zaznamená, že knihovna ze SDRUK vystoupila: přestane být členem a zápis se uloží do
+    historie změn. Import adresáře členství zapsané v konzoli nebo příkazem „join“ sám neukončí;
+    k tomu slouží tento příkaz. Opakované volání nic nezmění."""
+    require_schema()
+    try:
+        with Session(get_engine()) as session:
+            found = find_library(session, library)
+            result = record_leave(session, found, actor="cli", note=note)
+            session.commit()
+    except MembershipError as exc:
+        if as_json:
+            typer.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        else:
+            err.print(f"[red]Nelze zaznamenat:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(asdict(result), ensure_ascii=False))
+    elif result.recorded:
+        console.print(f"Zaznamenáno: knihovna [bold]{result.library}[/bold] už není členem SDRUK.")
+    else:
+        console.print(
+            f"Knihovna [bold]{result.library}[/bold] není členem SDRUK; nic se nezměnilo."
+        )

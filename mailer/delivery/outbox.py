@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
-from mailer.audience.contacts import address_hash
+from mailer.audience.suppression import address_hash
 from mailer.models import (
     TRANSACTIONAL_TOPIC,
     Contact,

@@ -43,6 +43,8 @@ REPORT_LABELS = {
     "merged_duplicates": "sloučených duplicit",
     "libraries_created": "nových knihoven",
     "libraries_updated": "aktualizovaných knihoven",
+    "libraries_joined": "knihoven nově členy SDRUK",
+    "memberships_kept": "ponechaných členství zapsaných v konzoli",
     "suppressed": "blokovaných adres",
     "basis_assigned": "se zvoleným právním základem",
     "without_basis": "bez právního základu",
@@ -88,7 +90,8 @@ def report_view(report: ImportReport) -> ReportView:
     numbers = {
         label: getattr(report, key)
         for key, label in REPORT_LABELS.items()
-        if key not in ("basis_assigned", "without_basis") or getattr(report, key)
+        if key not in ("basis_assigned", "without_basis", "libraries_joined", "memberships_kept")
+        or getattr(report, key)
     }
     numbers["odmítnutých řádků"] = len(report.rejected)
     full = None
