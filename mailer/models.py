@@ -664,5 +664,21 @@ class SubscriptionRequest(SQLModel, table=True):
     )
 
 
+class NoticeTextRevision(SQLModel, table=True):
+    """One saved state of staff's wording of a transactional message kind (`texts`: the
+    fields as Jinja templates), who saved it and when. `texts` None: reset to the wording in
+    code. The newest revision of a kind is in force; none at all means the default."""
+
+    __tablename__ = "notice_text_revision"
+    __table_args__ = (sa.UniqueConstraint("kind", "number", name="uq_notice_text_revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=60, index=True)
+    number: int
+    texts: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    author: str = Field(max_length=320)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
 # Runs of campaigns, not transactional messages: what staff lists of runs show.
 CAMPAIGN_RUNS: Any = Run.__table__.c.campaign != TRANSACTIONAL_CAMPAIGN  # type: ignore[attr-defined]

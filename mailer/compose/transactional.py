@@ -44,6 +44,9 @@ class Notice:
     # The greeting line; empty: the recipient's vocative salutation (or the neutral one).
     greeting: str = ""
     ics: str | None = None
+    # The placeholder values the texts were filled with; staff's wording of this kind is
+    # filled with the same values when the message is queued.
+    values: dict[str, str] = field(default_factory=dict)
 
 
 def _compiled_layout() -> str:
@@ -75,6 +78,8 @@ def freeze_notice(notice: Notice) -> dict[str, Any]:
         "event": None,
         "sender": sender_values(),
         "message": {
+            "subject": notice.subject,
+            "preheader": notice.preheader,
             "heading": notice.heading,
             "greeting": notice.greeting,
             "paragraphs": list(notice.paragraphs),
@@ -96,8 +101,10 @@ def freeze_notice(notice: Notice) -> dict[str, Any]:
         "kind": "transactional",
         "topic": TRANSACTIONAL_TOPIC,
         "tracking": "off",
-        "subject": notice.subject,
-        "preheader": notice.preheader,
+        # The Composer reads subject and preheader as templates: these point at the text
+        # instead of being it, so a `{{` typed into a public form (a library's name) stays text.
+        "subject": "{{ message.subject }}",
+        "preheader": "{{ message.preheader }}",
         "html": html_template,
         "text": html_to_text_template(html_template),
         "links": [],

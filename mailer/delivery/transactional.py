@@ -6,15 +6,22 @@ its content is frozen like a campaign's and what went out can be shown later; th
 sends it with the same Composer, crash safety and retries. It jumps the queue without a
 column of its own: its row is due at `PRIORITY_DUE`, long before any campaign row, and the
 claim takes due rows in (next_attempt_at, id) order along its index. The scheduler's
-sending windows pause campaign runs only, so these go out at any hour."""
+sending windows pause campaign runs only, so these go out at any hour.
+
+Staff's wording of the message's kind, when they saved one, is filled in here, in the same
+transaction; if it somehow does not render, the message goes out with the default wording
+and the failure is logged: a reworded text never costs a person their message."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 
 from sqlmodel import Session
 
+from mailer.compose import notice_store
+from mailer.compose.notice_texts import apply_wording
 from mailer.compose.transactional import Notice, freeze_notice
 from mailer.models import (
     TRANSACTIONAL_CAMPAIGN,
@@ -26,6 +33,22 @@ from mailer.models import (
 )
 
 PRIORITY_DUE = datetime(2000, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
+
+
+def in_staff_wording(session: Session, notice: Notice) -> Notice:
+    """`notice` in the wording staff saved for its kind; the notice as built when there is
+    none or it fails."""
+    wording = notice_store.in_force(session, notice.kind).wording
+    if wording is None:
+        return notice
+    try:
+        return apply_wording(notice, wording)
+    except Exception:
+        # Checked at save, so this is a stored text the checks did not foresee (or values
+        # they never saw): the message still goes out, in the default wording.
+        log.exception("staff wording of %s failed; sending the default wording", notice.kind)
+        return notice
 
 
 def enqueue(
@@ -33,6 +56,7 @@ def enqueue(
 ) -> OutboxMessage:
     """Queue `notice` for `email` (the contact's, when there is one) in the caller's
     transaction: it is sent only if that transaction commits, and then at once."""
+    notice = in_staff_wording(session, notice)
     now = utcnow()
     run = Run(
         campaign=TRANSACTIONAL_CAMPAIGN,

@@ -143,10 +143,19 @@ def submit(session: Session, applicant: Applicant, origin: Origin) -> Membership
 
 
 def decide(
-    session: Session, application_id: int, *, approve: bool, actor: str, note: str = ""
+    session: Session,
+    application_id: int,
+    *,
+    approve: bool,
+    actor: str,
+    note: str = "",
+    send_note: bool = False,
 ) -> MembershipApplication:
     """Staff approve (membership is recorded as the console records it) or reject a pending
-    application. Raises ApplicationError when it is not pending or has no library."""
+    application, and the applicant's mail with the decision is queued in the same
+    transaction: no decision without its mail, and no mail for a decision rolled back. A
+    rejection carries staff's note only with `send_note` (the note is written for staff
+    first). Raises ApplicationError when it is not pending or has no library."""
     application = session.exec(
         select(MembershipApplication)
         .where(MembershipApplication.id == application_id)
@@ -182,6 +191,11 @@ def decide(
     application.decision_note = note[:1000]
     session.add(application)
     session.flush()
+    if approve:
+        notice = notices.application_approved(application)
+    else:
+        notice = notices.application_rejected(application, note[:1000] if send_note else "")
+    enqueue(session, notice, email=application.email, contact_id=application.contact_id)
     return application
 
 

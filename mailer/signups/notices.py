@@ -1,5 +1,7 @@
-"""The words of transactional messages: what each confirmation, welcome and notification says
-(Czech), as `Notice` values for `mailer.delivery.transactional.enqueue`."""
+"""Transactional messages as `Notice` values for `mailer.delivery.transactional.enqueue`: each
+confirmation, welcome and notification with its recipient's values, fixed parts (details,
+button link, calendar file) and the default wording of its kind (`notice_kinds`) filled in.
+Staff's own wording, when there is one, replaces the default when the message is queued."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import icalendar
 from mailer.compose.campaigns import Blueprint
 from mailer.compose.campaigns import Session as EventSession
 from mailer.compose.czech import format_clock, format_day, format_weekday_day
+from mailer.compose.notice_texts import render_wording
 from mailer.compose.transactional import Notice
 from mailer.models import (
     LIBRARY_TYPE_LABELS,
@@ -18,7 +21,36 @@ from mailer.models import (
     MembershipApplication,
 )
 from mailer.settings import get_settings
+from mailer.signups.notice_kinds import KINDS, common_values
 from mailer.tokens import Purpose, default_signer
+
+
+def build(
+    kind: str,
+    values: dict[str, str],
+    *,
+    button_url: str,
+    details: list[tuple[str, str]] | None = None,
+    ics: str | None = None,
+) -> Notice:
+    """A notice of `kind` saying its default wording filled with `values`."""
+    filled_values = {**values, **common_values()}
+    wording = render_wording(KINDS[kind].default, filled_values)
+    return Notice(
+        kind=kind,
+        subject=wording.subject,
+        preheader=wording.preheader,
+        heading=wording.heading,
+        greeting=wording.greeting,
+        paragraphs=list(wording.paragraphs),
+        details=list(details or []),
+        button_label=wording.button_label,
+        button_url=button_url,
+        after=list(wording.after),
+        why=wording.why,
+        ics=ics,
+        values=filled_values,
+    )
 
 
 def _type_label(code: str) -> str:
@@ -44,52 +76,47 @@ def _application_details(application: MembershipApplication) -> list[tuple[str, 
     return rows
 
 
+def _applicant_values(application: MembershipApplication) -> dict[str, str]:
+    return {"knihovna": application.library_name, "kontakt": application.contact_name}
+
+
 def application_received(application: MembershipApplication) -> Notice:
     """To the applicant, at once."""
-    settings = get_settings()
-    return Notice(
-        kind="prihlaska-prijata",
-        subject="Přijali jsme přihlášku vaší knihovny do Sdružení knihoven ČR",
-        preheader="Děkujeme. Přihlášku posoudíme a ozveme se vám.",
-        heading="Děkujeme za přihlášku",
-        greeting="Dobrý den,",
-        paragraphs=[
-            f"přijali jsme přihlášku knihovny „{application.library_name}“ do Sdružení "
-            "knihoven ČR. Přihlášku nyní posoudíme a o výsledku vás budeme informovat e-mailem. "
-            "Fakturu na členský příspěvek pošleme po schválení.",
-            "Pro kontrolu, co jste nám poslali:",
-        ],
+    return build(
+        "prihlaska-prijata",
+        _applicant_values(application),
+        button_url=get_settings().sender_web,
         details=_application_details(application),
-        button_label="Web Sdružení knihoven ČR",
-        button_url=settings.sender_web,
-        after=[
-            "Pokud je v údajích chyba nebo máte otázku, stačí odpovědět na tento e-mail.",
-        ],
-        why="Tuto zprávu jste obdrželi, protože jste na našem webu odeslali přihlášku "
-        "knihovny do Sdružení knihoven ČR. Další zprávy vám kvůli ní posílat nebudeme, "
-        "kromě výsledku.",
     )
 
 
 def application_for_staff(application: MembershipApplication) -> Notice:
     """To the association's staff: a new application waits for a decision."""
-    settings = get_settings()
-    base = settings.base_url.rstrip("/")
-    return Notice(
-        kind="prihlaska-pro-sdruk",
-        subject=f"Nová přihláška do SDRUK: {application.library_name}",
-        preheader="Přihláška čeká na schválení v konzoli.",
-        heading="Nová přihláška ke členství",
-        greeting="Dobrý den,",
-        paragraphs=[
-            f"knihovna „{application.library_name}“ odeslala přihlášku ke členství. "
-            "Přihláška čeká na schválení nebo zamítnutí v konzoli."
-        ],
-        details=_application_details(application),
-        button_label="Otevřít přihlášku v konzoli",
+    base = get_settings().base_url.rstrip("/")
+    return build(
+        "prihlaska-pro-sdruk",
+        {"knihovna": application.library_name, "obec": application.town,
+         "kraj": application.region},
         button_url=f"{base}/console/applications/{application.id}",
-        why="Tuto zprávu dostáváte jako pracovník Sdružení knihoven ČR, na jehož adresu "
-        "chodí oznámení o nových přihláškách.",
+        details=_application_details(application),
+    )  # fmt: skip
+
+
+def application_approved(application: MembershipApplication) -> Notice:
+    """To the applicant, when staff approve: welcome, and what comes next (the invoice)."""
+    return build(
+        "clenstvi-schvaleno",
+        _applicant_values(application),
+        button_url=get_settings().sender_web,
+    )
+
+
+def application_rejected(application: MembershipApplication, reason: str = "") -> Notice:
+    """To the applicant, when staff reject; `reason` only when staff chose to send it."""
+    return build(
+        "clenstvi-zamitnuto",
+        {**_applicant_values(application), "zduvodneni": reason.strip()},
+        button_url=get_settings().sender_web,
     )
 
 
@@ -149,124 +176,51 @@ def cancel_url(registration: EventRegistration) -> str:
     return f"{settings.base_url.rstrip('/')}/zrusit-registraci/{token}"
 
 
-_EVENT_WHY = (
-    "Tuto zprávu jste obdrželi, protože jste se na našem webu registrovali na akci Sdružení "
-    "knihoven ČR. Další zprávy vám kvůli registraci pošleme jen k této akci."
-)
+def _event_values(
+    blueprint: Blueprint, registration: EventRegistration, occurrence: EventSession
+) -> dict[str, str]:
+    return {
+        "jmeno": registration.name,
+        "akce": _session_title(blueprint, occurrence),
+        "datum": format_day(occurrence.start),
+        "termin": f"{format_weekday_day(occurrence.start)}, {format_clock(occurrence.start)}–"
+        f"{format_clock(occurrence.end)}",
+        "misto": occurrence.venue,
+    }
+
+
+def _event_notice(
+    kind: str, blueprint: Blueprint, registration: EventRegistration, *, ics: bool
+) -> Notice:
+    occurrence = _occurrence(blueprint, registration)
+    return build(
+        kind,
+        _event_values(blueprint, registration, occurrence),
+        button_url=cancel_url(registration),
+        details=_session_details(blueprint, occurrence),
+        ics=session_ics(blueprint, registration) if ics else None,
+    )
 
 
 def registration_confirmed(blueprint: Blueprint, registration: EventRegistration) -> Notice:
-    occurrence = _occurrence(blueprint, registration)
-    title = _session_title(blueprint, occurrence)
-    return Notice(
-        kind="registrace-potvrzena",
-        subject=f"Registrace potvrzena: {title}",
-        preheader=f"{format_day(occurrence.start)}, {occurrence.venue}",
-        heading="Jste registrováni",
-        greeting=f"Dobrý den, {registration.name},",
-        paragraphs=[
-            f"děkujeme za registraci. Místo na akci „{title}“ máte zajištěné. "
-            "Termín si uložíte do kalendáře z přílohy.",
-        ],
-        details=_session_details(blueprint, occurrence),
-        button_label="Zrušit registraci",
-        button_url=cancel_url(registration),
-        after=[
-            "Pokud nakonec nemůžete přijít, zrušte prosím registraci tlačítkem výše: "
-            "místo připadne dalšímu zájemci z čekací listiny.",
-            "Dva dny před akcí vám pošleme praktické informace.",
-        ],
-        why=_EVENT_WHY,
-        ics=session_ics(blueprint, registration),
-    )
+    return _event_notice("registrace-potvrzena", blueprint, registration, ics=True)
 
 
 def registration_waitlisted(blueprint: Blueprint, registration: EventRegistration) -> Notice:
-    occurrence = _occurrence(blueprint, registration)
-    title = _session_title(blueprint, occurrence)
-    return Notice(
-        kind="registrace-cekaci-listina",
-        subject=f"Čekací listina: {title}",
-        preheader="Jakmile se uvolní místo, dáme vám vědět.",
-        heading="Jste na čekací listině",
-        greeting=f"Dobrý den, {registration.name},",
-        paragraphs=[
-            f"akce „{title}“ je zatím plně obsazená, proto jsme vás zapsali na čekací listinu. "
-            "Jakmile se uvolní místo, automaticky vám ho přidělíme a pošleme potvrzení.",
-        ],
-        details=_session_details(blueprint, occurrence),
-        button_label="Odhlásit se z čekací listiny",
-        button_url=cancel_url(registration),
-        why=_EVENT_WHY,
-    )
+    return _event_notice("registrace-cekaci-listina", blueprint, registration, ics=False)
 
 
 def registration_promoted(blueprint: Blueprint, registration: EventRegistration) -> Notice:
-    occurrence = _occurrence(blueprint, registration)
-    title = _session_title(blueprint, occurrence)
-    return Notice(
-        kind="registrace-uvolnene-misto",
-        subject=f"Uvolnilo se místo: {title}",
-        preheader="Místo na akci je vaše.",
-        heading="Uvolnilo se místo, je vaše",
-        greeting=f"Dobrý den, {registration.name},",
-        paragraphs=[
-            f"na akci „{title}“ se uvolnilo místo a podle pořadí na čekací listině připadlo "
-            "vám. Registrace je potvrzená, termín si uložíte do kalendáře z přílohy.",
-        ],
-        details=_session_details(blueprint, occurrence),
-        button_label="Zrušit registraci",
-        button_url=cancel_url(registration),
-        after=["Pokud už přijít nemůžete, zrušte prosím registraci, ať místo dostane další."],
-        why=_EVENT_WHY,
-        ics=session_ics(blueprint, registration),
-    )
-
-
-_SUBSCRIBE_WHY = (
-    "Tuto zprávu jste obdrželi, protože někdo zadal tuto adresu do formuláře odběru novinek "
-    "na našem webu. Pokud jste to nebyli vy, zprávu ignorujte: bez potvrzení vám nic posílat "
-    "nebudeme."
-)
+    return _event_notice("registrace-uvolnene-misto", blueprint, registration, ics=True)
 
 
 def subscription_confirm(token: str) -> Notice:
     """The double opt-in link: the same for every address, known or not."""
     base = get_settings().base_url.rstrip("/")
-    return Notice(
-        kind="odber-potvrzeni",
-        subject="Potvrďte prosím odběr novinek Sdružení knihoven ČR",
-        preheader="Jedno kliknutí a je hotovo. Odkaz platí 7 dní.",
-        heading="Potvrďte prosím odběr",
-        greeting="Dobrý den,",
-        paragraphs=[
-            "děkujeme za zájem o novinky Sdružení knihoven ČR. Odběr začne platit, až ho "
-            "potvrdíte tlačítkem níže. Odkaz platí 7 dní.",
-        ],
-        button_label="Potvrdit odběr",
-        button_url=f"{base}/odber/potvrdit/{token}",
-        why=_SUBSCRIBE_WHY,
-    )
+    return build("odber-potvrzeni", {}, button_url=f"{base}/odber/potvrdit/{token}")
 
 
-def subscription_welcome(preferences_token: str) -> Notice:
+def subscription_welcome(preferences_token: str, first_name: str = "") -> Notice:
     """After confirming: the same welcome for everyone."""
     base = get_settings().base_url.rstrip("/")
-    return Notice(
-        kind="odber-vitejte",
-        subject="Vítejte mezi odběrateli novinek Sdružení knihoven ČR",
-        preheader="Odběr je potvrzený. Co od nás můžete čekat.",
-        heading="Vítejte",
-        greeting="Dobrý den,",
-        paragraphs=[
-            "odběr je potvrzený. Budeme vám psát o tématech, která jste si vybrali: o akcích "
-            "a workshopech pro knihovny, o členství ve Sdružení a zpravodaj s novinkami ze "
-            "světa knihoven. Píšeme jen, když máme co říct.",
-            "Témata můžete kdykoli změnit nebo se odhlásit jedním kliknutím, odkaz je v každé "
-            "naší zprávě.",
-        ],
-        button_label="Nastavit témata odběru",
-        button_url=f"{base}/p/{preferences_token}",
-        why="Tuto zprávu jste obdrželi, protože jste potvrdili odběr novinek Sdružení "
-        "knihoven ČR na našem webu.",
-    )
+    return build("odber-vitejte", {"jmeno": first_name}, button_url=f"{base}/p/{preferences_token}")

@@ -133,5 +133,7 @@ def confirm(
     session.add(pending)
     session.flush()
     preferences = signer.sign(Purpose.CONTACT_PREFERENCES, contact.id)
-    enqueue(session, notices.subscription_welcome(preferences), email=pending.email)
+    enqueue(
+        session, notices.subscription_welcome(preferences, pending.first_name), email=pending.email
+    )
     return pending

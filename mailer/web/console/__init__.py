@@ -17,6 +17,7 @@ from mailer.web.console import (
     editor,
     imports,
     media_library,
+    notice_texts,
     registrations,
     results,
     segments,
@@ -34,6 +35,7 @@ MODULES = (
     contacts,
     applications,
     registrations,
+    notice_texts,
     segments,
     results,
     editor,  # /campaigns/new before /campaigns/{slug}

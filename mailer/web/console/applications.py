@@ -1,6 +1,7 @@
 """Membership applications from the public form: the list, one application with its evidence,
 and staff's decision (approve: membership recorded as on the library's page; reject with a
-note)."""
+note, sent to the applicant only when staff tick „Poslat zdůvodnění žadateli“). Either way
+the applicant gets the decision by e-mail."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ STATUS_LABELS = {
     ApplicationStatus.REJECTED.value: "zamítnuta",
 }
 NOTICES = {
-    "approved": "Přihláška je schválena a členství knihovny zapsáno.",
-    "rejected": "Přihláška je zamítnuta.",
+    "approved": "Přihláška je schválena a členství knihovny zapsáno. Žadateli odešel e-mail "
+    "s přivítáním.",
+    "rejected": "Přihláška je zamítnuta. Žadateli odešel e-mail s výsledkem.",
     "assigned": "Přihláška je přiřazena ke knihovně z adresáře.",
 }
 
@@ -101,11 +103,19 @@ def application_decision(
     session: DB,
     decision: Annotated[str, Form()],
     note: Annotated[str, Form(max_length=1000)] = "",
+    send_note: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     if decision not in ("approve", "reject"):
         raise HTTPException(status_code=422, detail="Vyberte schválit, nebo zamítnout.")
     try:
-        decide(session, application_id, approve=decision == "approve", actor=staff.email, note=note)
+        decide(
+            session,
+            application_id,
+            approve=decision == "approve",
+            actor=staff.email,
+            note=note,
+            send_note=bool(send_note),
+        )
     except ApplicationError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
     session.commit()

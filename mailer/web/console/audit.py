@@ -48,6 +48,8 @@ ACTION_LABELS = {
     "step_missed": "zmeškaný krok kampaně",
     "step_failed": "spuštění kroku selhalo",
     "media.upload": "nahrání obrázku",
+    "notice_text_save": "úprava textu automatického e-mailu",
+    "notice_text_reset": "obnovení výchozího textu automatického e-mailu",
 }
 
 # Actors that are not staff e-mail addresses: the programs that act on their own.

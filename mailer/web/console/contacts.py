@@ -292,7 +292,10 @@ def contact_export(session: Session, contact: Contact) -> dict[str, Any]:
                 ),
                 "campaign": run.campaign,
                 "step": run.step,
-                "subject": (run.content or {}).get("subject"),
+                # A transactional run's subject is a reference to its text; `name` is the text.
+                "subject": (run.content or {}).get(
+                    "name" if (run.content or {}).get("transactional") else "subject"
+                ),
             }
             for message, run in ctx["messages"]
         ],
