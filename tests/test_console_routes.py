@@ -39,6 +39,7 @@ PARAMS = {
     "user_id": "1",
     "application_id": "1",
     "slug": "join-this-year-2026",
+    "kind": "odber-vitejte",
     "action": "pause",
     "name": "zprava.eml",
     "token": "a" * 22,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from console_support import BASE_URL, HTML, add_user, make_app, sign_in
@@ -21,6 +23,8 @@ from sqlmodel import Session, col, func, select
 
 from mailer.compose import notice_store
 from mailer.compose.notice_texts import Wording, check_wording
+from mailer.compose.render import Composer
+from mailer.compose.transactional import freeze_notice
 from mailer.delivery.send import drain
 from mailer.delivery.transactional import enqueue
 from mailer.delivery.transport import transport_from_url
@@ -53,12 +57,10 @@ def _parts(message: Message) -> tuple[str, str]:
 
 
 def _subject(message: Message) -> str:
-    from email.header import decode_header, make_header
-
     return str(make_header(decode_header(str(message["Subject"]))))
 
 
-def _queued(engine: Engine) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+def _queued(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
     with Session(engine) as session:
         rows = session.exec(
             select(OutboxMessage.email, Run.content)
@@ -133,10 +135,12 @@ def test_it_falls_back_to_the_default_when_a_stored_wording_fails(
             NoticeTextRevision(kind="odber-vitejte", number=1, texts=broken.to_json(), author="x")
         )
         session.commit()
-    with caplog.at_level(logging.ERROR, logger="mailer.delivery.transactional"):
-        with Session(engine) as session:
-            enqueue(session, notices.subscription_welcome("tok", "Jana"), email="jana@example.cz")
-            session.commit()
+    with (
+        caplog.at_level(logging.ERROR, logger="mailer.delivery.transactional"),
+        Session(engine) as session,
+    ):
+        enqueue(session, notices.subscription_welcome("tok", "Jana"), email="jana@example.cz")
+        session.commit()
     [(to, content)] = _queued(engine)
     assert to == "jana@example.cz"
     assert content["values"]["message"]["subject"] == (
@@ -161,9 +165,6 @@ def test_it_keeps_a_brace_typed_into_a_public_form_as_text(engine: Engine) -> No
         email=APPLICANT,
         consent_text="souhlas",
     )
-    from mailer.compose.render import Composer
-    from mailer.compose.transactional import freeze_notice
-
     with Session(engine) as session:
         session.add(application)
         session.flush()
@@ -347,7 +348,11 @@ def test_a_rejection_carries_the_note_only_when_staff_send_it(
 ) -> None:
     application_id = _application(engine)
     csrf = sign_in(client, EDITOR)
-    data = {"decision": "reject", "note": "Knihovna je členem přes zřizovatele.", "csrf_token": csrf}
+    data = {
+        "decision": "reject",
+        "note": "Knihovna je členem přes zřizovatele.",
+        "csrf_token": csrf,
+    }
     if send_note:
         data["send_note"] = "1"
     answer = client.post(

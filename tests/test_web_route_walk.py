@@ -74,6 +74,7 @@ BASELINE = {
     "segment_id": "1",
     "run_id": "1",
     "slug": "join-this-year-2026",
+    "kind": "odber-vitejte",
     "step": "launch",
     "action": "pause",
     "name": "zprava.eml",

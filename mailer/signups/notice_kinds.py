@@ -152,7 +152,7 @@ KINDS: dict[str, NoticeKind] = {
         NoticeKind(
             kind="prihlaska-pro-sdruk",
             label="Oznámení o nové přihlášce pro pracovníky",
-            recipient="pracovníci sdružení (adresa STAFF_EMAIL)",
+            recipient="pracovníci sdružení (adresa pro oznámení o přihláškách)",
             when="hned po odeslání přihlášky na webu",
             placeholders={
                 "knihovna": _LIBRARY,

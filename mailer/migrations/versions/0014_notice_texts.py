@@ -1,7 +1,7 @@
 """staff's wording of transactional messages, with revisions
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-30 02:40:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import mailer.models
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
