@@ -6,7 +6,9 @@ hears staff's decision once, in the decision's own transaction."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from console_support import BASE_URL, HTML, add_user, make_app, sign_in
 from delivery_support import options
 from fastapi.testclient import TestClient
@@ -382,3 +385,59 @@ def test_no_decision_without_its_mail_and_no_mail_without_the_decision(engine: E
     with Session(engine) as session, pytest.raises(ApplicationError):
         decide(session, application_id, approve=False, actor=EDITOR)
     assert [c["step"] for _, c in _queued(engine)] == ["clenstvi-schvaleno"]
+
+
+def test_two_staff_deciding_at_once_send_one_mail(engine: Engine) -> None:
+    # The second editor's page (and session) read the application while it was pending; the
+    # first decides and commits in between. Only one decision, and one mail, may stand.
+    application_id = _application(engine)
+    with Session(engine) as late:
+        assert late.get(MembershipApplication, application_id) is not None
+        with Session(engine) as first:
+            decide(first, application_id, approve=True, actor=EDITOR)
+            first.commit()
+        with pytest.raises(ApplicationError):
+            decide(late, application_id, approve=False, actor="jiny@sdruk.example")
+        late.rollback()
+    with Session(engine) as session:
+        application = session.get(MembershipApplication, application_id)
+        assert application is not None and application.status == "approved"
+    assert [c["step"] for _, c in _queued(engine)] == ["clenstvi-schvaleno"]
+
+
+def test_two_decisions_racing_past_the_pending_check_send_one_mail(engine: Engine) -> None:
+    # Both requests read the application as pending before either writes (SQLite has no
+    # FOR UPDATE; PostgreSQL's lock makes the second wait, and the barrier gives up).
+    application_id = _application(engine)
+    barrier = threading.Barrier(2, timeout=3)
+
+    def after_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "membership_application" in (
+            statement
+        ):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+
+    outcomes: list[str] = []
+
+    def decide_in_thread(approve: bool) -> None:
+        with Session(engine) as session:
+            try:
+                decide(session, application_id, approve=approve, actor=EDITOR)
+                session.commit()
+                outcomes.append("decided")
+            except ApplicationError:
+                session.rollback()
+                outcomes.append("refused")
+
+    sa.event.listen(engine, "after_cursor_execute", after_read)
+    try:
+        threads = [threading.Thread(target=decide_in_thread, args=(a,)) for a in (True, False)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after_read)
+    assert sorted(outcomes) == ["decided", "refused"]
+    assert len(_queued(engine)) == 1

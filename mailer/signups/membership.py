@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from mailer.audience.contacts import address_hash
@@ -166,6 +167,7 @@ def decide(
     if application.status != ApplicationStatus.PENDING:
         raise ApplicationError("O přihlášce už bylo rozhodnuto.")
     now = utcnow()
+    library = None
     if approve:
         library = session.get(Library, application.library_id) if application.library_id else None
         if library is None:
@@ -173,6 +175,22 @@ def decide(
                 "Knihovna přihlášky není v adresáři: nejprve ji přiřaďte (podle sigly), "
                 "pak přihlášku schvalte."
             )
+    # The decision itself is a conditional UPDATE: SQLite has no FOR UPDATE, so two staff
+    # deciding at once could both have read "pending"; only one UPDATE finds it still so,
+    # and the other is refused before it records anything or queues a second mail.
+    status = ApplicationStatus.APPROVED if approve else ApplicationStatus.REJECTED
+    claimed = session.connection().execute(
+        sa.update(MembershipApplication)
+        .where(
+            col(MembershipApplication.id) == application_id,
+            col(MembershipApplication.status) == ApplicationStatus.PENDING.value,
+        )
+        .values(status=status.value, decided_at=now, decided_by=actor, decision_note=note[:1000])
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        raise ApplicationError("O přihlášce už bylo rozhodnuto.")
+    if library is not None:
         record_join(
             session,
             library,
@@ -182,15 +200,9 @@ def decide(
             run_id=application.run_id,
             now=now,
         )
-        application.status = ApplicationStatus.APPROVED
     else:
-        application.status = ApplicationStatus.REJECTED
         _audit(session, actor, "application_rejected", application.library_name, note=note)
-    application.decided_at = now
-    application.decided_by = actor
-    application.decision_note = note[:1000]
-    session.add(application)
-    session.flush()
+    session.refresh(application)
     if approve:
         notice = notices.application_approved(application)
     else:
