@@ -16,6 +16,7 @@ PAGES = [
     "/console/segments/new",
     f"/console/campaigns/{CAMPAIGN}/preview",
     "/console/contacts?page=druha",  # the Czech page for a wrong query parameter
+    "/console/notices/clenstvi-zamitnuto",
 ]
 
 # Document wider than the window, and controls (not hidden) without an accessible name.
@@ -91,6 +92,8 @@ def test_it_shows_tables_and_headers_readably_on_a_phone(server: Server) -> None
         "/console/contacts",
         "/console/audit",
         "/console/runs",
+        "/console/notices",
+        "/console/notices/registrace-potvrzena",
     ]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

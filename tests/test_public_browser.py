@@ -173,6 +173,10 @@ def test_a_library_applies_from_the_message_and_staff_approve(
     with Session(server.engine) as session:
         found = session.get(Library, library.id)
         assert found is not None and found.is_member
+    # The applicant hears the decision.
+    _drain(server)
+    subjects = [m["Subject"] for m in _captured(server, contact.email)]
+    assert subjects[-1] == "Přihláška knihovny do Sdružení knihoven ČR je schválena"
 
 
 @pytest.mark.parametrize("width", ["phone", "desktop"])
