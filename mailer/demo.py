@@ -30,7 +30,7 @@ from mailer.compose.campaigns import load_blueprint
 from mailer.delivery import outbox as ob
 from mailer.delivery import runs
 from mailer.events import record
-from mailer.models import Contact, Event, EventKind, Library, OutboxMessage, Run
+from mailer.models import Contact, EventKind, Library, OutboxMessage, Run
 from mailer.scheduling.sync import sync_blueprints
 
 DEMO_AUTHOR = "ukázková data"
@@ -89,8 +89,8 @@ def prepare_demo(engine: Engine, *, now: datetime) -> DemoReport:
     if played is None:
         _move_schedule(engine, now, report)
         _play_recruitment(engine, report)
-    else:
-        _keep_joins(engine)
+    # Imported again, the demo directory says the story's libraries are not members; the
+    # import keeps memberships recorded by staff, so the story's joinings stand.
     sync_blueprints(engine)
     return report
 
@@ -242,18 +242,3 @@ def _join_a_few(
             now=launched_at + timedelta(days=day, hours=2),
         )
     return len(libraries)
-
-
-def _keep_joins(engine: Engine) -> None:
-    """The demo directory, imported again, says the story's libraries are not members (the
-    import takes membership from the file); the story's joinings stand."""
-    with Session(engine) as session:
-        details = session.exec(select(Event.detail).where(Event.kind == EventKind.JOINED)).all()
-        for detail in details:
-            if detail.get("by") != DEMO_AUTHOR:
-                continue
-            library = session.get(Library, detail.get("library_id"))
-            if library is not None and not library.is_member:
-                library.is_member = True
-                session.add(library)
-        session.commit()
