@@ -1,5 +1,6 @@
 """Engagement segment fields, relative to one campaign: received, opened, clicked, registered,
-joined. Reminder audiences use them ("received the launch, did not open, not registered").
+attending, attending_session, joined. Reminder audiences use them ("received the launch, did
+not open, not registered"; "has a confirmed seat at workshop 3").
 
 Opens and clicks count people only: events classified as machine (Apple Mail Privacy
 Protection, link scanners) are left out. A person's click or web-version view also proves an
@@ -21,15 +22,17 @@ from mailer.models import (
     ApplicationStatus,
     Contact,
     Event,
+    EventRegistration,
     EventKind,
     Library,
     MembershipApplication,
     MessageStatus,
     OutboxMessage,
+    RegistrationStatus,
     Run,
 )
 
-__all__ = ["ENGAGEMENT_FIELDS", "registered_contacts"]
+__all__ = ["ENGAGEMENT_FIELDS", "attending_contacts", "registered_contacts"]
 
 
 def _c(column: Any) -> Any:
@@ -87,18 +90,52 @@ def _clicked(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bo
     return _yes_no(values, _human_event((EventKind.CLICK,), context))
 
 
+# A registration from the public page that still holds a place: a seat or the waiting list.
+_ACTIVE = (RegistrationStatus.REGISTERED.value, RegistrationStatus.WAITLISTED.value)
+
+
+def _withdrawn_later(campaign: str | None) -> ColumnElement[bool]:
+    """The contact of the Event row at hand cancelled a registration of the campaign at or
+    after that event: the cancellation is the person's later word, so the event no longer
+    counts. Correlated with the Event row of the enclosing select."""
+    return (
+        sa.exists()
+        .where(
+            _c(EventRegistration.campaign) == campaign,
+            _c(EventRegistration.contact_id) == _c(Event.contact_id),
+            _c(EventRegistration.status) == RegistrationStatus.CANCELLED.value,
+            _c(EventRegistration.cancelled_at) >= _c(Event.occurred_at),
+        )
+        .correlate(Event)
+    )
+
+
 def registered_contacts(campaign: str | None, *, since: datetime | None = None) -> sa.Select[Any]:
     """Ids of the contacts who registered for a campaign's event (since a moment, if given),
-    by either evidence:
-    - a REGISTERED event for the campaign (`sdruk registrations import`);
+    by any evidence:
+    - an active registration from the public page (a seat or the waiting list: a wait-listed
+      person acted, so "register now" reminders leave them alone);
+    - a REGISTERED event for the campaign (`sdruk registrations import`, and the record each
+      registration from the page leaves);
     - a person's click on the registration link of one of the campaign's messages (the run's
-      frozen `content["registration_link"]` says which link index that is).
+      frozen `content["registration_link"]` says which link index that is; only an external
+      `event.registration_url` is such a link).
+
+    A registration cancelled on the page withdraws the goal: an event or click that happened
+    before the contact's latest cancellation for the campaign no longer counts (the page's own
+    REGISTERED record is older than the cancellation, so it drops out as well), while another
+    active registration of the campaign keeps the person registered.
 
     Clicks are read here, at query time, rather than copied into REGISTERED events when they
     arrive, because classification can still relabel a click as a link scanner's later (a
     burst found with the next clicks): a copy would go on counting a machine as a registrant.
     Reminder audiences and `sdruk schedule` count with this."""
     run = aliased(Run)
+    active = sa.select(_c(EventRegistration.contact_id)).where(
+        _c(EventRegistration.campaign) == campaign,
+        _c(EventRegistration.status).in_(_ACTIVE),
+        _c(EventRegistration.contact_id).is_not(None),
+    )
     imported = sa.select(_c(Event.contact_id)).where(
         _c(Event.kind) == EventKind.REGISTERED.value,
         _c(Event.contact_id).is_not(None),
@@ -106,6 +143,7 @@ def registered_contacts(campaign: str | None, *, since: datetime | None = None) 
             _c(Event.detail)["campaign"].as_string() == campaign,
             _c(Event.run_id).in_(sa.select(_c(Run.id)).where(_c(Run.campaign) == campaign)),
         ),
+        sa.not_(_withdrawn_later(campaign)),
     )
     clicked = (
         sa.select(_c(Event.contact_id))
@@ -116,19 +154,60 @@ def registered_contacts(campaign: str | None, *, since: datetime | None = None) 
             _c(Event.is_machine).is_(sa.false()),
             _c(Event.contact_id).is_not(None),
             _c(Event.link_index) == _c(run.content)["registration_link"].as_integer(),
+            sa.not_(_withdrawn_later(campaign)),
         )
     )
     if since is not None:
+        active = active.where(_c(EventRegistration.created_at) >= since)
         imported = imported.where(_c(Event.occurred_at) >= since)
         clicked = clicked.where(_c(Event.occurred_at) >= since)
     # A plain select over the union, so callers can use it with IN or execute it alike.
-    both = sa.union(imported, clicked).subquery()
-    return sa.select(both.c[0])
+    every = sa.union(active, imported, clicked).subquery()
+    return sa.select(every.c[0])
+
+
+def attending_contacts(campaign: str | None, sessions: Sequence[int] | None = None) -> sa.Select[Any]:
+    """Ids of the contacts with a confirmed seat at the campaign's event (registered on the
+    public page, not wait-listed, not cancelled); only at these sessions (1-based numbers, as
+    staff count workshops) when given."""
+    query = sa.select(_c(EventRegistration.contact_id)).where(
+        _c(EventRegistration.campaign) == campaign,
+        _c(EventRegistration.status) == RegistrationStatus.REGISTERED.value,
+        _c(EventRegistration.contact_id).is_not(None),
+    )
+    if sessions is not None:
+        query = query.where(_c(EventRegistration.session_index).in_([n - 1 for n in sessions]))
+    return query
 
 
 def _registered(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
     """Registered for this campaign's event (see `registered_contacts`)."""
     return _yes_no(values, _c(Contact.id).in_(registered_contacts(context.campaign)))
+
+
+def _attending(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    """Holds a confirmed seat at some session of this campaign's event."""
+    return _yes_no(values, _c(Contact.id).in_(attending_contacts(context.campaign)))
+
+
+def session_numbers(values: Sequence[Any]) -> list[int]:
+    """Session numbers of an `attending_session` condition; a value that is not a whole number
+    from 1 up matches no session (the campaign check reports it by name)."""
+    numbers = []
+    for value in values:
+        text = str(value).strip()
+        if text.isdigit() and 0 < int(text) < 10_000:
+            numbers.append(int(text))
+    return numbers
+
+
+def _attending_session(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
+    """Holds a confirmed seat at one of these sessions (numbers from 1, in the order of
+    `[[event.sessions]]`)."""
+    numbers = session_numbers(values)
+    if not numbers:
+        return sa.false()
+    return _c(Contact.id).in_(attending_contacts(context.campaign, numbers))
 
 
 def _joined(values: Sequence[Any], _context: SegmentContext) -> ColumnElement[bool]:
@@ -200,6 +279,17 @@ ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
     ),
     "registered": FieldSpec(
         "zaregistroval(a) se na akci kampaně", _registered, kind="bool", needs_campaign=True
+    ),
+    "attending": FieldSpec(
+        "má potvrzené místo na akci kampaně (ne čekací listina, ne zrušená registrace)",
+        _attending,
+        kind="bool",
+        needs_campaign=True,
+    ),
+    "attending_session": FieldSpec(
+        "má potvrzené místo na daném termínu akce (číslo termínu od 1)",
+        _attending_session,
+        needs_campaign=True,
     ),
     "joined": FieldSpec(
         "knihovna kontaktu vstoupila do SDRUK nebo podala přihlášku", _joined, kind="bool"

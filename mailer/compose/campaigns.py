@@ -155,14 +155,22 @@ class Step(_Model):
     name: str
     after_launch: timedelta | None = None
     before_event: timedelta | None = None
+    # Before each session's own start: expanded into one step per session (see module doc).
+    before_session: timedelta | None = None
+    # The session (1-based) a `before_session` step is about; set by the expansion, or written
+    # by hand for one session only.
+    session: int | None = Field(default=None, ge=1)
+    # The [[reminder]] a per-session step was expanded from (None: written as it is).
+    series: str | None = None
     at: datetime | None = None
-    # Segment syntax; may use engagement fields (received, opened, clicked, registered, joined).
+    # Segment syntax; may use engagement fields (received, opened, clicked, registered,
+    # attending, attending_session, joined).
     audience: dict[str, Any] = Field(default_factory=dict)
     subject: str | None = None
     preheader: str | None = None
     body: str | None = None  # another MJML file of the campaign directory
 
-    @field_validator("after_launch", "before_event", mode="before")
+    @field_validator("after_launch", "before_event", "before_session", mode="before")
     @classmethod
     def _dur(cls, value: Any) -> timedelta | None:
         return None if value is None else parse_duration(value)
@@ -223,20 +231,85 @@ class Blueprint(_Model):
             raise ValueError(f"neplatný název složky kampaně {self.slug!r}")
         if not self.steps or self.steps[0].name != "launch":
             raise ValueError('první krok musí být "launch"')
+        for step in self.steps[1:]:
+            when = (step.after_launch, step.before_event, step.before_session, step.at)
+            if sum(x is not None for x in when) != 1:
+                raise ValueError(
+                    f"připomínka {step.name!r}: uveďte právě jedno z after_launch, "
+                    "before_event, before_session, at"
+                )
+            for key in ("before_event", "before_session"):
+                if getattr(step, key) is not None and self.event is None:
+                    raise ValueError(f"připomínka {step.name!r}: {key} jen u akcí ([event])")
+            if step.session is not None:
+                if step.before_session is None:
+                    raise ValueError(
+                        f"připomínka {step.name!r}: session jen spolu s before_session"
+                    )
+                assert self.event is not None
+                if step.session > len(self.event.occurrences()):
+                    raise ValueError(
+                        f"připomínka {step.name!r}: termín č. {step.session} akce nemá "
+                        f"(termínů je {len(self.event.occurrences())})"
+                    )
+        if self.kind is Kind.EVENT and self.event is None:
+            raise ValueError("kampaň typu event potřebuje tabulku [event]")
+        # Expanded here, once, so that every reader of `steps` (scheduler, launch, labels,
+        # sdruk) sees the steps that are really sent. A frozen model: set through __dict__.
+        self.__dict__["steps"] = self._expanded()
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError("názvy kroků se opakují")
-        for step in self.steps[1:]:
-            given = [x for x in (step.after_launch, step.before_event, step.at) if x is not None]
-            if len(given) != 1:
-                raise ValueError(
-                    f"připomínka {step.name!r}: uveďte právě jedno z after_launch, before_event, at"
-                )
-            if step.before_event is not None and self.event is None:
-                raise ValueError(f"připomínka {step.name!r}: before_event jen u akcí ([event])")
-        if self.kind is Kind.EVENT and self.event is None:
-            raise ValueError("kampaň typu event potřebuje tabulku [event]")
+        for name in names:
+            if not STEP_NAME_RE.match(name):
+                raise ValueError(f"název kroku {name!r} je příliš dlouhý (nejvýše 60 znaků)")
         return self
+
+    def _expanded(self) -> list[Step]:
+        """The steps with every `before_session` series written out, one step per session."""
+        steps: list[Step] = []
+        for step in self.steps:
+            if step.before_session is None or step.session is not None or self.event is None:
+                steps.append(step)
+                continue
+            for number in range(1, len(self.event.occurrences()) + 1):
+                steps.append(
+                    step.model_copy(
+                        update={
+                            "name": f"{step.name}-{number}",
+                            "session": number,
+                            "series": step.name,
+                        }
+                    )
+                )
+        return steps
+
+    def reminder_index(self, step: Step) -> int | None:
+        """The `[[reminder]]` table (0-based, as written) a step comes from; None for the
+        launch. Per-session steps of one series share their table."""
+        index = -1
+        previous: str | None = None
+        for candidate in self.steps:
+            if candidate.is_launch:
+                continue
+            if candidate.series is None or candidate.series != previous:
+                index += 1
+            previous = candidate.series
+            if candidate.name == step.name:
+                return index
+        return None
+
+    def session_of(self, step: Step | str) -> Session | None:
+        """The session a step is about: its own for a per-session step, the only one of a
+        single-session event; None otherwise."""
+        if isinstance(step, str):
+            step = self.step(step)
+        if self.event is None:
+            return None
+        occurrences = self.event.occurrences()
+        if step.session is not None and step.session <= len(occurrences):
+            return occurrences[step.session - 1]
+        return occurrences[0] if len(occurrences) == 1 else None
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -259,7 +332,10 @@ class Blueprint(_Model):
         elif step.after_launch is not None:
             due = (launched_at or self.send_at) + step.after_launch
         elif step.before_event is not None and self.event is not None:
+            # From the event's first moment: [event] start (for a series, its first session).
             due = self.event.start - step.before_event
+        elif step.before_session is not None and step.session is not None and self.event:
+            due = self.event.occurrences()[step.session - 1].start - step.before_session
         else:  # unreachable for a validated blueprint
             raise BlueprintError(f"krok {step.name} nemá čas")
         return due.astimezone(PRAGUE)
@@ -268,9 +344,13 @@ class Blueprint(_Model):
         """The whole segment of a step: the campaign's segment AND the step's audience."""
         if isinstance(step, str):
             step = self.step(step)
-        if step.is_launch or not step.audience:
-            return dict(self.segment)
-        return {"all": [dict(self.segment), dict(step.audience)]}
+        parts = [dict(self.segment)]
+        if not step.is_launch and step.audience:
+            parts.append(dict(step.audience))
+        if not step.is_launch and step.session is not None:
+            # A per-session step goes to that session's confirmed seats only.
+            parts.append({"attending_session": step.session})
+        return parts[0] if len(parts) == 1 else {"all": parts}
 
     def body_path(self, step: Step | str = "launch") -> Path:
         if isinstance(step, str):
