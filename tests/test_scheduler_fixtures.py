@@ -4,7 +4,6 @@ libraries and contacts, and helpers to send a run through the real delivery work
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,7 +65,12 @@ def write_campaign(
     (folder / "campaign.toml").write_text(
         CAMPAIGN_TOML.format(send_at=local, window=window), encoding="utf-8"
     )
-    shutil.copy(ROOT / "campaigns" / "knihovny-soucasnosti-2027" / "body.mjml", folder)
+    # The shipped body links the product's own registration page; this campaign registers on
+    # an external page instead, whose link clicks count as registering.
+    body = (ROOT / "campaigns" / "knihovny-soucasnosti-2027" / "body.mjml").read_text("utf-8")
+    (folder / "body.mjml").write_text(
+        body.replace("{{ links.register }}", "{{ event.registration_url }}"), encoding="utf-8"
+    )
     return folder
 
 

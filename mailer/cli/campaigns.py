@@ -21,6 +21,7 @@ def list_cmd() -> None:
     """Vypíše kampaně ze složky campaigns/ s jejich kroky a časy."""
     from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
     from mailer.compose.czech import format_moment
+    from mailer.compose.step_labels import describe_step
 
     table = Table("Kampaň", "Název", "Druh", "Kroky (kdy)")
     for slug in blueprint_slugs():
@@ -29,7 +30,10 @@ def list_cmd() -> None:
         except BlueprintError:
             table.add_row(slug, "[red]chybná – spusťte sdruk campaigns check[/red]", "", "")
             continue
-        steps = "\n".join(f"{s.name}: {format_moment(bp.due_at(s))}" for s in bp.steps)
+        # The label says what the step is; the id in brackets is what `launch` takes.
+        steps = "\n".join(
+            f"{describe_step(s, bp)} [{s.name}]: {format_moment(bp.due_at(s))}" for s in bp.steps
+        )
         table.add_row(slug, bp.name, str(bp.kind), steps)
     console.print(table)
 

@@ -45,7 +45,15 @@ from mailer.compose.mjml_schema import (
 )
 from mailer.compose.window import WindowError
 
-ENGAGEMENT_FIELDS = ("received", "opened", "clicked", "registered", "joined")
+ENGAGEMENT_FIELDS = (
+    "received",
+    "opened",
+    "clicked",
+    "registered",
+    "attending",
+    "attending_session",
+    "joined",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -162,11 +170,14 @@ def check_toml(path: Path, slug: str) -> tuple[Blueprint | None, list[Problem], 
 # --- segments ------------------------------------------------------------------------------
 
 
-def _check_engagement(node: Any, steps: list[str], where: str, problems: list[str]) -> Any:
+def _check_engagement(
+    node: Any, steps: list[str], where: str, problems: list[str], sessions: int = 0
+) -> Any:
     """What the segment parser cannot know about engagement fields: `received` must name an
-    earlier step of this campaign, and the others are true or false."""
+    earlier step of this campaign, `attending_session` a session of its event (1 to
+    `sessions`), and the others are true or false."""
     if isinstance(node, list):
-        return [_check_engagement(n, steps, where, problems) for n in node]
+        return [_check_engagement(n, steps, where, problems, sessions) for n in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -180,10 +191,18 @@ def _check_engagement(node: Any, steps: list[str], where: str, problems: list[st
                             f"{where}: received = {v!r} neodpovídá žádnému dřívějšímu kroku "
                             f"(kroky: {', '.join(steps)})"
                         )
+            elif key == "attending_session":
+                wanted = value if isinstance(value, list) else [value]
+                for v in wanted:
+                    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= sessions:
+                        problems.append(
+                            f"{where}: attending_session = {v!r} není číslo termínu akce "
+                            f"(1 až {sessions})"
+                        )
             elif not isinstance(value, bool):
                 problems.append(f"{where}: {key} musí být true nebo false")
             continue
-        out[key] = _check_engagement(value, steps, where, problems)
+        out[key] = _check_engagement(value, steps, where, problems, sessions)
     return out
 
 
@@ -196,12 +215,20 @@ def check_segments(path: Path, blueprint: Blueprint, raw_text: str) -> list[Prob
         parse_segment(blueprint.segment)
     except SegmentError as exc:
         problems.append(Problem(name, lines.get(("segment",), 1), f"segment: {exc}"))
-    for index, step in enumerate(blueprint.steps[1:]):
+    sessions = len(blueprint.event.occurrences()) if blueprint.event is not None else 0
+    series_seen: set[str] = set()
+    for position, step in enumerate(blueprint.steps[1:], start=1):
+        if step.series is not None:
+            # One series, one written audience: checked once, under the name staff wrote.
+            if step.series in series_seen:
+                continue
+            series_seen.add(step.series)
+        index = blueprint.reminder_index(step)
         line = lines.get(("reminder", index, "audience"), lines.get(("reminder", index), 1))
-        where = f"připomínka {step.name}, audience"
-        earlier = [s.name for s in blueprint.steps[: index + 1]]
+        where = f"připomínka {step.series or step.name}, audience"
+        earlier = [s.name for s in blueprint.steps[:position]]
         messages: list[str] = []
-        _check_engagement(step.audience, earlier, where, messages)
+        _check_engagement(step.audience, earlier, where, messages, sessions)
         problems.extend(Problem(name, line, m) for m in messages)
         try:
             parse_segment(step.audience)
@@ -516,7 +543,10 @@ def check_jinja(path: Path, source: str, blueprint: Blueprint | None) -> list[Pr
         return problems
     template = env.get_template(name)
     lines = source.splitlines()
-    for step in blueprint.steps:
+    # A step's own body is rendered with that step's values only (a registrants' body may
+    # rely on `session`, which other steps do not have); a shared include with every step's.
+    own = [s for s in blueprint.steps if blueprint.body_path(s).resolve() == path.resolve()]
+    for step in own or blueprint.steps:
         values = _sample_values(blueprint, step.name)
         try:
             template.render(values)
@@ -595,7 +625,7 @@ def _check_folder(slug: str, base: Path) -> list[Problem]:
     for index, step in enumerate(blueprint.steps):
         path = blueprint.body_path(step)
         if not path.is_file():
-            key = ("reminder", index - 1, "body") if index else ("body",)
+            key = ("reminder", blueprint.reminder_index(step), "body") if index else ("body",)
             problems.append(
                 Problem(str(toml_path), lines.get(key, 1), f"soubor těla {path.name} neexistuje")
             )
@@ -605,7 +635,11 @@ def _check_folder(slug: str, base: Path) -> list[Problem]:
             ("subject", blueprint.subject_for(step)),
             ("preheader", blueprint.preheader_for(step)),
         ):
-            key = ("reminder", index - 1, label) if index and getattr(step, label) else (label,)
+            key = (
+                ("reminder", blueprint.reminder_index(step), label)
+                if index and getattr(step, label)
+                else (label,)
+            )
             for p in check_text(str(toml_path), source, blueprint, step.name):
                 problems.append(Problem(p.file, lines.get(key, 1), f"{label}: {p.message}"))
 

@@ -60,6 +60,8 @@ TEMPLATE_VALUES: dict[str, str] = {
     "library": "name, town, region, type (text), member (bool)",
     "campaign": "slug, name, kind, topic, topic_label",
     "step": "name (launch, nebo název připomínky)",
+    "session": "termín, o kterém krok je (title, start, end, venue, address, number): u "
+    "připomínky before_session její termín, u akce s jediným termínem ten; jinak prázdné",
     "event": "title, start, end, venue, address, registration_url, description, "
     "to_be_confirmed, sessions (title, start, end, venue, address)",
     "sender": "name, email, web, web_label, ico, seat",
@@ -162,7 +164,20 @@ def campaign_values(blueprint: Blueprint, step_name: str) -> dict[str, Any]:
             "to_be_confirmed": list(ev.to_be_confirmed),
             "sessions": [s.model_dump() for s in ev.sessions],
         }
+    occurrence = blueprint.session_of(step_name) if blueprint.event is not None else None
+    session: dict[str, Any] | None = None
+    if occurrence is not None:
+        step = blueprint.step(step_name)
+        session = {
+            "title": occurrence.title,
+            "start": occurrence.start,
+            "end": occurrence.end,
+            "venue": occurrence.venue,
+            "address": occurrence.address,
+            "number": step.session or 1,
+        }
     return {
+        "session": session,
         "campaign": {
             "slug": blueprint.slug,
             "name": blueprint.name,

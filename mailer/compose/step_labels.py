@@ -1,12 +1,13 @@
 """How staff call a campaign step: "hlavní rozeslání" for the launch, and for a reminder when
-it goes out ("připomínka 10 dní po rozeslání", "připomínka 2 dny před akcí"), instead of the
-step's id („pripominka“) that only campaign.toml needs."""
+it goes out ("připomínka 10 dní po rozeslání", "připomínka 2 dny před akcí", "připomínka
+2 dny před 3. termínem (8. dubna 2027, Olomouc)"), instead of the step's id („pripominka“,
+„prakticke-informace-3“) that only campaign.toml needs."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from mailer.compose.campaigns import Step, load_blueprint
+from mailer.compose.campaigns import Blueprint, Step, load_blueprint
 from mailer.compose.czech import count_noun, format_day
 
 LAUNCH_LABEL = "hlavní rozeslání"
@@ -19,15 +20,24 @@ def _span(delta: timedelta) -> str:
     return count_noun(hours, "hodinu", "hodiny", "hodin")
 
 
-def describe_step(step: Step) -> str:
+def describe_step(step: Step, blueprint: Blueprint | None = None) -> str:
     """A step as staff call it: "hlavní rozeslání", "připomínka 10 dní po rozeslání",
-    "připomínka 2 dny před akcí", "připomínka 15. prosince 2026"."""
+    "připomínka 2 dny před akcí", "připomínka 15. prosince 2026", and for a per-session step
+    "připomínka 2 dny před 3. termínem" with the session's day and venue when the blueprint
+    is given."""
     if step.is_launch:
         return LAUNCH_LABEL
     if step.after_launch is not None:
         return f"připomínka {_span(step.after_launch)} po rozeslání"
     if step.before_event is not None:
         return f"připomínka {_span(step.before_event)} před akcí"
+    if step.before_session is not None:
+        number = f"{step.session}. termínem" if step.session is not None else "termínem"
+        label = f"připomínka {_span(step.before_session)} před {number}"
+        occurrence = blueprint.session_of(step) if blueprint is not None else None
+        if occurrence is not None and step.session is not None:
+            label += f" ({format_day(occurrence.start)}, {occurrence.venue})"
+        return label
     if step.at is not None:
         return f"připomínka {format_day(step.at)}"
     return "připomínka"
@@ -42,5 +52,5 @@ def step_names(slug: str, step_name: str) -> tuple[str, str]:
         return slug, LAUNCH_LABEL if step_name == "launch" else step_name
     for step in blueprint.steps:
         if step.name == step_name:
-            return blueprint.name, describe_step(step)
+            return blueprint.name, describe_step(step, blueprint)
     return blueprint.name, step_name

@@ -108,7 +108,7 @@ class Names:
         if blueprint is not None:
             for step in blueprint.steps:
                 if step.name == name:
-                    return describe_step(step)
+                    return describe_step(step, blueprint)
         return f"připomínka „{name}“"
 
     def run(self, run_id: Any) -> str:
