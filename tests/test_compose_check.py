@@ -111,12 +111,12 @@ def test_it_reports_schema_errors_at_the_key(campaigns: Path) -> None:
 
 def test_it_reports_a_missing_required_key_and_bad_reminder_times(campaigns: Path) -> None:
     toml = campaigns / "knihovny-soucasnosti-2027" / "campaign.toml"
-    edit(toml, 'registration_url = "https://sdruk.cz/knihovny-soucasnosti-2027"', "")
-    edit(toml, 'before_event = "2d"', 'before_event = "2d"\nafter_launch = "1d"')
+    edit(toml, 'title = "Knihovny současnosti 2027"', "")
+    edit(toml, 'before_event = "14d"', 'before_event = "14d"\nafter_launch = "1d"')
     problems = check_blueprint("knihovny-soucasnosti-2027")
-    assert any(
-        p.line == line_of(toml, "[event]") and "registration_url" in p.message for p in problems
-    ), problems
+    assert any(p.line == line_of(toml, "[event]") and "title" in p.message for p in problems), (
+        problems
+    )
 
 
 def test_it_reads_the_sending_window(campaigns: Path) -> None:

@@ -109,3 +109,6 @@ def test_it_lists_the_campaigns_with_their_steps(configured: str) -> None:
     assert result.exit_code == 0, result.output
     assert "join-this-year-2026" in result.output
     assert "posledni-vyzva: 15. prosince 2026 v 9:30" in result.output
+    assert "prakticke-informace-6: 12. října 2027 v 9:30 (6. termín, 14. října 2027" in (
+        " ".join(result.output.split())
+    )

@@ -86,7 +86,19 @@ def test_it_sets_up_a_coherent_demo_on_any_date(engine: Engine, today: datetime)
     assert [(v.campaign, v.step, v.run_id) for v in overview.done] == [
         (RECRUITMENT, "launch", first.run_id)
     ]
-    assert len(overview.upcoming) == 8
+    # Every step of the three campaigns but the recruitment launch, the workshops' registrants'
+    # reminders one per session.
+    shipped_steps = sum(
+        len(load_blueprint(slug).steps)
+        for slug in (RECRUITMENT, "knihovny-soucasnosti-2027", "leadership-workshops-2027")
+    )
+    assert len(overview.upcoming) == shipped_steps - 1 == 15
+    workshops = load_blueprint("leadership-workshops-2027")
+    assert workshops.event is not None
+    by_step = {(v.campaign, v.step): v for v in overview.upcoming}
+    for number, occurrence in enumerate(workshops.event.sessions, start=1):
+        planned = by_step[("leadership-workshops-2027", f"prakticke-informace-{number}")]
+        assert planned.due_at == occurrence.start - timedelta(days=2)
     assert all(v.starts_at is not None and v.starts_at > today for v in overview.upcoming)
     reminder = next(v for v in overview.upcoming if v.step == "pripominka")
     assert reminder.due_at == first.launched_at + timedelta(days=10)

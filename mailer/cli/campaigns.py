@@ -21,7 +21,7 @@ def list_cmd() -> None:
     """Vypíše kampaně ze složky campaigns/ s jejich kroky a časy."""
     from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
     from mailer.compose.czech import format_moment
-    from mailer.compose.step_labels import describe_step
+    from mailer.compose.step_labels import session_label
 
     table = Table("Kampaň", "Název", "Druh", "Kroky (kdy)")
     for slug in blueprint_slugs():
@@ -30,9 +30,11 @@ def list_cmd() -> None:
         except BlueprintError:
             table.add_row(slug, "[red]chybná – spusťte sdruk campaigns check[/red]", "", "")
             continue
-        # The label says what the step is; the id in brackets is what `launch` takes.
+        # The id is what `launch` takes; a per-session step also names its session.
         steps = "\n".join(
-            f"{describe_step(s, bp)} [{s.name}]: {format_moment(bp.due_at(s))}" for s in bp.steps
+            f"{s.name}: {format_moment(bp.due_at(s))}"
+            + (f" ({session_label(bp, s)})" if s.session is not None else "")
+            for s in bp.steps
         )
         table.add_row(slug, bp.name, str(bp.kind), steps)
     console.print(table)

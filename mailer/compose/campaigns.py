@@ -106,7 +106,10 @@ class Event(_Model):
     end: datetime
     venue: str
     address: str = ""
-    registration_url: str
+    # An external registration page, for an event registered elsewhere (a person's click on it
+    # counts as registering). None: the product's own page (BASE_URL/registrace/<slug>), which
+    # messages link pre-filled per recipient as `links.register`.
+    registration_url: str | None = None
     description: str = ""
     # Facts not yet confirmed by the association (e.g. ["start", "venue"]): templates say so.
     to_be_confirmed: list[str] = Field(default_factory=list)
@@ -121,8 +124,8 @@ class Event(_Model):
 
     @field_validator("registration_url")
     @classmethod
-    def _https(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("odkaz na registraci musí začínat https://")
         return value
 

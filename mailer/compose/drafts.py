@@ -39,7 +39,11 @@ REMINDER_AUDIENCES: dict[str, tuple[str, dict[str, Any]]] = {
     "not-registered": ("kdo se nezaregistroval na akci", {"registered": False}),
     "not-joined": ("knihovny, které se nepřihlásily za členy", {"joined": False}),
     "everyone": ("všichni, kdo dostali první zprávu", {}),
+    # Registrants' practical details: confirmed seats only, whether or not they got the launch.
+    "attending": ("kdo má na akci potvrzené místo (ne čekací listina)", {"attending": True}),
 }
+# Audiences that do not require the launch message (the others get `received = "launch"`).
+WITHOUT_LAUNCH = frozenset({"attending"})
 
 
 @dataclass

@@ -148,6 +148,16 @@ def sender_values() -> dict[str, str]:
     }
 
 
+def registration_page(blueprint: Blueprint) -> str:
+    """Where the event is registered for: its external `registration_url`, else the product's
+    own public page (not pre-filled; `links.register` is, per recipient)."""
+    from mailer.settings import get_settings
+
+    if blueprint.event is not None and blueprint.event.registration_url:
+        return blueprint.event.registration_url
+    return f"{get_settings().base_url.rstrip('/')}{REGISTER_PATH}/{blueprint.slug}"
+
+
 def campaign_values(blueprint: Blueprint, step_name: str) -> dict[str, Any]:
     """Values that are the same for every recipient of a step (datetimes as objects)."""
     event: dict[str, Any] | None = None
@@ -159,7 +169,7 @@ def campaign_values(blueprint: Blueprint, step_name: str) -> dict[str, Any]:
             "end": ev.end,
             "venue": ev.venue,
             "address": ev.address,
-            "registration_url": ev.registration_url,
+            "registration_url": registration_page(blueprint),
             "description": ev.description,
             "to_be_confirmed": list(ev.to_be_confirmed),
             "sessions": [s.model_dump() for s in ev.sessions],
@@ -313,11 +323,11 @@ def build_ics(blueprint: Blueprint) -> str | None:
         title = session.title if session.title == ev.title else f"{ev.title}: {session.title}"
         item.add("summary", title)
         item.add("location", ", ".join(x for x in (session.venue, session.address) if x))
-        item.add("url", ev.registration_url)
+        item.add("url", registration_page(blueprint))
         description = ev.description
         if session.to_be_confirmed:
             description += " Termín a místo budou ještě potvrzeny."
-        item.add("description", f"{description}\nRegistrace: {ev.registration_url}".strip())
+        item.add("description", f"{description}\nRegistrace: {registration_page(blueprint)}".strip())
         item.add("status", "TENTATIVE" if session.to_be_confirmed else "CONFIRMED")
         organizer = icalendar.vCalAddress(f"mailto:{settings.sender_email}")
         organizer.params["cn"] = icalendar.vText(settings.sender_name)

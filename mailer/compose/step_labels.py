@@ -43,6 +43,15 @@ def describe_step(step: Step, blueprint: Blueprint | None = None) -> str:
     return "připomínka"
 
 
+def session_label(blueprint: Blueprint, step: Step) -> str:
+    """ "3. termín, 8. dubna 2027, Olomouc, Vědecká knihovna v Olomouci" for a per-session step
+    ("" for another)."""
+    occurrence = blueprint.session_of(step)
+    if occurrence is None or step.session is None:
+        return ""
+    return f"{step.session}. termín, {format_day(occurrence.start)}, {occurrence.venue}"
+
+
 def step_names(slug: str, step_name: str) -> tuple[str, str]:
     """(campaign title, step label) for a stored slug and step id; the ids themselves when the
     campaign cannot be loaded any more."""

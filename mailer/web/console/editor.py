@@ -357,9 +357,19 @@ async def campaign_draft_preview(
             blueprint = load_blueprint(slug, Path(tmp))
         except BlueprintError:
             return JSONResponse(result, headers={"Cache-Control": "no-store"})
+        series: dict[str, str] = {}
         for s in blueprint.steps:
             size, problem = audience(session, blueprint, s.name)
             result["counts"][s.name] = size if problem is None else None
+            if s.series is not None:
+                # The form shows a per-session series as one reminder: its count is the sum
+                # over the sessions, its preview the first session's message.
+                series.setdefault(s.series, s.name)
+                so_far = result["counts"].get(s.series, 0)
+                both = None if so_far is None or problem is not None else so_far + size
+                result["counts"][s.series] = both
+        if step in series:
+            step = series[step]
         if step not in {s.name for s in blueprint.steps}:
             step = "launch"
         result["contacts"] = [

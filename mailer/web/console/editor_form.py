@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from mailer.compose.blocks import BLOCK_TYPES
-from mailer.compose.drafts import REMINDER_AUDIENCES, Draft
+from mailer.compose.drafts import REMINDER_AUDIENCES, WITHOUT_LAUNCH, Draft
 from mailer.web.console.segments import definition_to_form, form_to_definition
 
 BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
@@ -28,6 +28,10 @@ MAX_BLOCKS = 60
 MAX_REMINDERS = 10
 _DATETIME_FORMS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
 _DAYS_RE = re.compile(r"^\s*(\d{1,3})\s*d\s*$")
+# A reminder's time as a number of days: after the launch, before the event (its first
+# session), before each registrant's own session (a per-session series).
+_OFFSETS = ("after_launch", "before_event", "before_session")
+_OFFSET_SUFFIX = {"after_launch": "po", "before_event": "pred", "before_session": "pred-terminem"}
 
 
 def slugify(text: str) -> str:
@@ -78,13 +82,7 @@ def draft_to_form(draft: Draft) -> dict[str, Any]:
     reminders = []
     openings = (draft.blocks or {}).get("openings", {}) if draft.blocks else {}
     for r in s.get("reminder", []):
-        when = (
-            "after_launch"
-            if "after_launch" in r
-            else "before_event"
-            if "before_event" in r
-            else "at"
-        )
+        when = next((k for k in _OFFSETS if k in r), "at")
         reminders.append(
             {
                 "name": r.get("name", ""),
@@ -171,7 +169,9 @@ def form_to_draft(
                 event[key] = moment
         settings["event"] = {k: v for k, v in event.items() if v not in ("", None)}
 
-    reminders, openings = _reminders(form, settings.get("kind") == "event", problems)
+    reminders, openings = _reminders(
+        form, settings.get("kind") == "event", problems, base.settings.get("reminder", [])
+    )
     if reminders:
         settings["reminder"] = reminders
     else:
@@ -210,8 +210,15 @@ def form_to_draft(
 
 
 def _reminders(
-    form: Mapping[str, Any], is_event: bool, problems: list[str]
+    form: Mapping[str, Any], is_event: bool, problems: list[str], stored: list[Any]
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    # What the form does not show of a stored reminder (its own body file) is kept, found by
+    # the reminder's name.
+    kept = {
+        r.get("name"): {k: r[k] for k in ("body",) if k in r}
+        for r in stored
+        if isinstance(r, dict)
+    }
     reminders: list[dict[str, Any]] = []
     openings: dict[str, str] = {}
     used: set[str] = set()
@@ -221,16 +228,16 @@ def _reminders(
             break
         label = f"Připomínka {index + 1}"
         reminder: dict[str, Any] = {}
-        if when in ("after_launch", "before_event"):
+        if when in _OFFSETS:
             days = str(form.get(f"r-{index}-days", "")).strip()
             if not days.isdigit() or not 0 < int(days) <= 365:
                 problems.append(f"{label}: počet dní zadejte číslem od 1 do 365.")
                 continue
-            if when == "before_event" and not is_event:
+            if when != "after_launch" and not is_event:
                 problems.append(f"{label}: „před akcí“ jde jen u pozvánky na akci.")
                 continue
             reminder[when] = f"{int(days)}d"
-            suffix = "pred" if when == "before_event" else "po"
+            suffix = _OFFSET_SUFFIX[when]
             name = f"{days}-dny-{suffix}" if int(days) < 5 else f"{days}-dni-{suffix}"
         elif when == "at":
             moment = parse_local(str(form.get(f"r-{index}-at", "")))
@@ -248,7 +255,9 @@ def _reminders(
         used.add(name)
         key = str(form.get(f"r-{index}-audience", "not-opened"))
         table = REMINDER_AUDIENCES.get(key, REMINDER_AUDIENCES["not-opened"])[1]
-        reminder = {"name": name, **reminder, "audience": {"received": "launch", **table}}
+        received = {} if key in WITHOUT_LAUNCH else {"received": "launch"}
+        reminder = {"name": name, **reminder, "audience": {**received, **table}}
+        reminder.update(kept.get(name, {}))
         for field_name in ("subject", "preheader"):
             value = str(form.get(f"r-{index}-{field_name}", "")).strip()[:300]
             if value:
