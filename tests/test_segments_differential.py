@@ -10,8 +10,12 @@ The model below reads the rules as the product documents them, not as the SQL sp
 - received = a sent message of that step's run of the campaign;
 - opened / clicked = a person's (not a machine's) open, click or web view / click on any of the
   campaign's runs;
-- registered = a REGISTERED event for the campaign (named in its detail or by its run), or a
-  person's click on the registration link of one of the campaign's runs;
+- registered = an active registration from the public page (a seat or the waiting list), or
+  a REGISTERED event for the campaign (named in its detail or by its run), or a person's
+  click on the registration link of one of the campaign's runs, where an event or click at or
+  before the contact's latest cancelled registration of the campaign no longer counts;
+- attending = a confirmed seat (registered, not wait-listed or cancelled) for the campaign;
+  attending_session = n: such a seat at the n-th session;
 - joined = the library is a member, or a JOINED event names this contact or a colleague at the
   same library, or an application from the public form (pending or approved, not rejected)
   names this contact or its library.
@@ -24,7 +28,7 @@ import hashlib
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from mailer.models import (
     Contact,
     ContactTag,
     Event,
+    EventRegistration,
     LegalBasisRecord,
     Library,
     MembershipApplication,
@@ -56,14 +61,26 @@ NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def _shipped() -> dict[str, dict[str, Any]]:
-    """Each shipped campaign as its TOML says: topic, segment and the reminders' audiences."""
+    """Each shipped campaign as its TOML says: topic, segment and the reminders' audiences (as
+    the parts ANDed with the segment). A `before_session` reminder is a step per session,
+    named `<name>-<n>`, whose audience adds that session's confirmed seats."""
     found = {}
     for path in sorted(SHIPPED.glob("*/campaign.toml")):
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        sessions = len(raw.get("event", {}).get("sessions", [])) or 1
+        reminders: dict[str, list[dict[str, Any]]] = {}
+        for r in raw.get("reminder", []):
+            audience = [r["audience"]] if r.get("audience") else []
+            if "before_session" in r:
+                for n in range(1, sessions + 1):
+                    reminders[f"{r['name']}-{n}"] = [*audience, {"attending_session": n}]
+            else:
+                reminders[r["name"]] = audience
         found[path.parent.name] = {
             "topic": raw["topic"],
             "segment": raw.get("segment", {}),
-            "reminders": {r["name"]: r.get("audience", {}) for r in raw.get("reminder", [])},
+            "reminders": reminders,
+            "sessions": sessions,
         }
     return found
 
@@ -73,6 +90,8 @@ SLUGS = sorted(CAMPAIGNS)
 STEPS = {slug: ["launch", *c["reminders"]] for slug, c in CAMPAIGNS.items()}
 ALL_STEPS = sorted({s for steps in STEPS.values() for s in steps})
 TYPES = ["mestska", "obecni", "krajska"]
+SESSIONS = max(c["sessions"] for c in CAMPAIGNS.values())
+REGISTRATION_STATUSES = ["registered", "waitlisted", "cancelled"]
 REGIONS = ["Jihomoravský kraj", "Hlavní město Praha"]
 TOWNS = ["Brno", "Tišnov"]
 TAGS = ["vip", "porada"]
@@ -131,6 +150,19 @@ class Happening:
     is_machine: bool
     link_index: int | None
     campaign_named: str | None  # detail["campaign"], as `sdruk registrations import` writes
+    minute: int = 0  # when, in minutes after NOW
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registration from the public page (`event_registration`)."""
+
+    contact_id: int | None
+    campaign: str
+    session_index: int
+    status: str
+    minute: int  # made
+    cancelled_minute: int  # when cancelled (status "cancelled" only)
 
 
 @dataclass(frozen=True)
@@ -148,6 +180,7 @@ class World:
     messages: tuple[Message, ...]
     events: tuple[Happening, ...]
     applications: tuple[Application, ...] = ()
+    registrations: tuple[Registration, ...] = ()
 
 
 @st.composite
@@ -208,6 +241,7 @@ def worlds(draw: st.DrawFn) -> World:
                     is_machine=st.booleans(),
                     link_index=st.none() | st.integers(0, 2),
                     campaign_named=st.none() | st.sampled_from(SLUGS),
+                    minute=st.integers(0, 6),
                 ),
                 max_size=12,
             )
@@ -228,7 +262,25 @@ def worlds(draw: st.DrawFn) -> World:
             )
         )
     )
-    return World(libraries, people, runs, messages, events, applications)
+    registrations = tuple(
+        draw(
+            st.lists(
+                st.builds(
+                    Registration,
+                    contact_id=st.none() | st.sampled_from(person_ids),
+                    campaign=st.sampled_from(SLUGS),
+                    session_index=st.integers(0, SESSIONS - 1),
+                    status=st.sampled_from(REGISTRATION_STATUSES),
+                    minute=st.integers(0, 6),
+                    cancelled_minute=st.integers(0, 6),
+                ),
+                max_size=5,
+                # The page keeps one row per session and address (unique constraint).
+                unique_by=lambda r: (r.contact_id or 0, r.campaign, r.session_index),
+            )
+        )
+    )
+    return World(libraries, people, runs, messages, events, applications, registrations)
 
 
 # --- segments: every field, and random combinations ----------------------------------------
@@ -246,6 +298,8 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "opened": [True, False],
     "clicked": [True, False],
     "registered": [True, False],
+    "attending": [True, False],
+    "attending_session": [*range(1, SESSIONS + 1), [1, SESSIONS]],
     "joined": [True, False],
 }
 
@@ -303,7 +357,7 @@ questions = st.builds(
 )
 
 
-CAMPAIGN_FIELDS = {"received", "opened", "clicked", "registered"}
+CAMPAIGN_FIELDS = {"received", "opened", "clicked", "registered", "attending"}
 
 
 def fixed_questions() -> list[Question]:
@@ -317,11 +371,9 @@ def fixed_questions() -> list[Question]:
             asked.append(Question(definition, slug, None))
     for slug, campaign in CAMPAIGNS.items():
         asked.append(Question(campaign["segment"], slug, campaign["topic"]))
-        for audience in campaign["reminders"].values():
-            asked.append(Question(audience, slug, campaign["topic"]))
-            asked.append(
-                Question({"all": [campaign["segment"], audience]}, slug, campaign["topic"])
-            )
+        for parts in campaign["reminders"].values():
+            asked.append(Question({"all": parts}, slug, campaign["topic"]))
+            asked.append(Question({"all": [campaign["segment"], *parts]}, slug, campaign["topic"]))
     return asked
 
 
@@ -388,11 +440,14 @@ class Model:
             return p.email.split("@")[1] in [v.lower() for v in values]
         if name == "received":
             return self.received(p, campaign, values)
+        if name == "attending_session":
+            return self.attending(p, campaign, {int(v) for v in values})
         # The rest are yes/no.
         checks = {
             "opened": lambda: self.human(p, campaign, {"open", "click", "web_view"}),
             "clicked": lambda: self.human(p, campaign, {"click"}),
             "registered": lambda: self.registered(p, campaign),
+            "attending": lambda: self.attending(p, campaign, None),
             "joined": lambda: self.joined(p, lib),
         }
         return checks[name]() in values
@@ -418,9 +473,26 @@ class Model:
             for e in self.world.events
         )
 
+    def _pages(self, p: Person, campaign: str) -> list[Registration]:
+        return [
+            r for r in self.world.registrations if r.contact_id == p.id and r.campaign == campaign
+        ]
+
+    def attending(self, p: Person, campaign: str, sessions: set[int] | None) -> bool:
+        return any(
+            r.status == "registered" and (sessions is None or r.session_index + 1 in sessions)
+            for r in self._pages(p, campaign)
+        )
+
     def registered(self, p: Person, campaign: str) -> bool:
+        pages = self._pages(p, campaign)
+        if any(r.status != "cancelled" for r in pages):
+            return True
+        # The person's latest word: evidence from before their last cancellation is void.
+        cancelled = [r.cancelled_minute for r in pages if r.status == "cancelled"]
+        last_cancel = max(cancelled, default=-1)
         for e in self.world.events:
-            if e.contact_id != p.id:
+            if e.contact_id != p.id or e.minute <= last_cancel:
                 continue
             if e.kind == "registered" and (
                 e.campaign_named == campaign or self._of_campaign(e.run_id, campaign)
@@ -459,6 +531,7 @@ class Model:
 # --- the database side ---------------------------------------------------------------------
 
 TABLES = [
+    EventRegistration,
     MembershipApplication,
     Event,
     OutboxMessage,
@@ -590,7 +663,7 @@ def store(conn: Connection, world: World) -> None:
         [
             {
                 "kind": e.kind,
-                "occurred_at": NOW,
+                "occurred_at": NOW + timedelta(minutes=e.minute),
                 "run_id": e.run_id,
                 "contact_id": e.contact_id,
                 "link_index": e.link_index,
@@ -601,6 +674,26 @@ def store(conn: Connection, world: World) -> None:
         ],
     )
     _store_applications(conn, world)
+    insert(
+        EventRegistration,
+        [
+            {
+                "campaign": r.campaign,
+                "session_index": r.session_index,
+                "status": r.status,
+                "name": "Jana Nováková",
+                "role": "",
+                "library_name": "",
+                "email": f"r{r.contact_id}@knihovna.cz",
+                "contact_id": r.contact_id,
+                "created_at": NOW + timedelta(minutes=r.minute),
+                "cancelled_at": (
+                    NOW + timedelta(minutes=r.cancelled_minute) if r.status == "cancelled" else None
+                ),
+            }
+            for r in world.registrations
+        ],
+    )
 
 
 def _select(question: Question) -> sa.Select[Any]:
@@ -738,8 +831,8 @@ def test_it_reads_the_shipped_audiences_as_launches_do() -> None:
     for blueprint in load_blueprints(SHIPPED):
         campaign = CAMPAIGNS[blueprint.slug]
         assert blueprint.audience_for("launch") == campaign["segment"]
-        for name, audience in campaign["reminders"].items():
-            assert blueprint.audience_for(name) == {"all": [campaign["segment"], audience]}
+        for name, parts in campaign["reminders"].items():
+            assert blueprint.audience_for(name) == {"all": [campaign["segment"], *parts]}
 
 
 @pytest.mark.parametrize("slug", SLUGS)

@@ -22,8 +22,8 @@ from mailer.models import (
     ApplicationStatus,
     Contact,
     Event,
-    EventRegistration,
     EventKind,
+    EventRegistration,
     Library,
     MembershipApplication,
     MessageStatus,
@@ -166,7 +166,9 @@ def registered_contacts(campaign: str | None, *, since: datetime | None = None) 
     return sa.select(every.c[0])
 
 
-def attending_contacts(campaign: str | None, sessions: Sequence[int] | None = None) -> sa.Select[Any]:
+def attending_contacts(
+    campaign: str | None, sessions: Sequence[int] | None = None
+) -> sa.Select[Any]:
     """Ids of the contacts with a confirmed seat at the campaign's event (registered on the
     public page, not wait-listed, not cancelled); only at these sessions (1-based numbers, as
     staff count workshops) when given."""

@@ -327,7 +327,9 @@ def build_ics(blueprint: Blueprint) -> str | None:
         description = ev.description
         if session.to_be_confirmed:
             description += " Termín a místo budou ještě potvrzeny."
-        item.add("description", f"{description}\nRegistrace: {registration_page(blueprint)}".strip())
+        item.add(
+            "description", f"{description}\nRegistrace: {registration_page(blueprint)}".strip()
+        )
         item.add("status", "TENTATIVE" if session.to_be_confirmed else "CONFIRMED")
         organizer = icalendar.vCalAddress(f"mailto:{settings.sender_email}")
         organizer.params["cn"] = icalendar.vText(settings.sender_name)

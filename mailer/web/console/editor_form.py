@@ -215,9 +215,7 @@ def _reminders(
     # What the form does not show of a stored reminder (its own body file) is kept, found by
     # the reminder's name.
     kept = {
-        r.get("name"): {k: r[k] for k in ("body",) if k in r}
-        for r in stored
-        if isinstance(r, dict)
+        r.get("name"): {k: r[k] for k in ("body",) if k in r} for r in stored if isinstance(r, dict)
     }
     reminders: list[dict[str, Any]] = []
     openings: dict[str, str] = {}

@@ -154,7 +154,9 @@ def _campaigns(session: Session) -> list[tuple[str, str, list[tuple[str, str]]]]
     found = []
     for slug in sorted(slugs):
         blueprint = namer.blueprint(slug)
-        steps = [(s.name, describe_step(s, blueprint)) for s in blueprint.steps] if blueprint else []
+        steps = (
+            [(s.name, describe_step(s, blueprint)) for s in blueprint.steps] if blueprint else []
+        )
         found.append((slug, namer.campaign(slug), steps or [("launch", LAUNCH_LABEL)]))
     return found
 
