@@ -219,7 +219,10 @@ def test_it_uses_a_per_contact_salutation_override() -> None:
 def test_it_tracks_links_per_recipient_with_signed_click_tokens() -> None:
     content = freeze(load_blueprint("knihovny-soucasnosti-2027"))
     links = content["links"]
-    assert "https://sdruk.cz/knihovny-soucasnosti-2027" in links
+    assert "https://www.sdruk.cz" in links
+    # The registration button opens the product's own page pre-filled, not a tracked external
+    # link: registering there is what counts, not the click.
+    assert content["registration_link"] is None
     comp = Composer(content, 31)
     html = comp.html(recipient())
     clicks = re.findall(rf'href="{re.escape(BASE_URL)}/c/([^"/]+)/([0-9]+)"', html)
@@ -228,10 +231,13 @@ def test_it_tracks_links_per_recipient_with_signed_click_tokens() -> None:
     assert {signer().verify(Purpose.MESSAGE_CLICK, token) for token, _ in clicks} == {(4242,)}
     indexes = {int(index) for _, index in clicks}
     assert indexes <= set(range(len(links)))
-    registration = links.index("https://sdruk.cz/knihovny-soucasnosti-2027")
-    assert registration in indexes
+    assert links.index("https://www.sdruk.cz") in indexes
     assert len(clicks) == html.count(f'href="{BASE_URL}/c/')  # every tracked link has the shape
-    assert "https://sdruk.cz/knihovny-soucasnosti-2027" not in html  # only via the tracker
+    assert 'href="https://www.sdruk.cz"' not in html  # only via the tracker
+    register = re.search(
+        rf'href="{re.escape(BASE_URL)}/registrace/knihovny-soucasnosti-2027/([^"]+)"', html
+    )
+    assert register and signer().verify(Purpose.REGISTER, register.group(1)) == (4242,)
     pixel = re.search(rf'<img src="{re.escape(BASE_URL)}/o/([^"]+)\.gif"', html)
     assert pixel and signer().verify(Purpose.OPEN, pixel.group(1)) == (4242,)
     web = comp.web_html(recipient())

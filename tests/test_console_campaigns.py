@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -375,3 +376,16 @@ def test_it_shows_one_time_per_step_after_a_launch_by_hand(
     reminder_row = table.split(reminder, 1)[1].split("</tr>", 1)[0]
     assert fmt_dt(due) in reminder_row
     assert "zmeškáno" not in table.split(last_call, 1)[0]
+
+
+def test_it_names_each_workshops_reminder_by_its_session(client: TestClient) -> None:
+    sign_in(client, "editor@sdruk.example")
+    page = client.get("/console/campaigns/leadership-workshops-2027", headers=HTML)
+    assert page.status_code == 200
+    text = " ".join(page.text.split())
+    first = "připomínka 2 dny před 1. termínem (11. února 2027, Praha, Městská knihovna v Praze)"
+    assert first in text
+    assert "připomínka 2 dny před 6. termínem (14. října 2027, Ostrava" in text
+    assert "připomínka 7 dní před akcí" in text
+    # The ids are for campaign.toml and links, not for the text staff read.
+    assert "prakticke-informace" not in re.sub(r"<[^>]*>", " ", page.text)
