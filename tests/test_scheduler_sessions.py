@@ -209,6 +209,19 @@ def test_each_registrant_is_reminded_before_their_own_workshop(
     ]
     body = _html(mail.message)
     assert "Mariánské náměstí 98/1" in body and "Kounicova" not in body
+    # Its link opens the person's own registrations, each with its cancel link.
+    own = client.get(
+        _link(
+            smtp_server,
+            address["alena"],
+            rf"https://kampane\.sdruk\.test/registrace/{SLUG}/[\w.-]+(?=\">stránce své registrace)",
+        )
+    )
+    assert own.status_code == 200 and "Vaše registrace" in own.text
+    listed = own.text.split("Vaše registrace", 1)[1].split("</section>", 1)[0]
+    assert "Strategické plánování knihovny" in listed and "Vedení a motivace" not in listed
+    cancel = re.search(r'href="https://kampane\.sdruk\.test(/zrusit-registraci/[^"]+)"', listed)
+    assert cancel and "Zrušit registraci" in client.get(cancel.group(1)).text
 
     # The second workshop, weeks later: bara only; cecilie cancelled.
     clock.set(SECOND - timedelta(days=2) + timedelta(minutes=1))

@@ -1,6 +1,8 @@
 """Event registration pages: one per event campaign (/registrace/<campaign>), with session
 choice where the event has several, seats and a waiting list; pre-filled from a campaign
-message's signed link; cancelling through the signed link in the confirmation.
+message's signed link, which also lists the recipient's own registrations for the event with
+their cancel links (so a reminder can offer cancelling); cancelling through the signed link in
+the confirmation.
 
 The answer to a registration is the same whether the address was already registered or not
 (the e-mail tells the person which); a GET never changes anything."""
@@ -10,9 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from mailer.compose.campaigns import SLUG_RE, Blueprint, BlueprintError, Kind, load_blueprint
@@ -20,7 +24,7 @@ from mailer.compose.czech import format_clock, format_weekday_day
 from mailer.compose.render import REGISTER_PATH
 from mailer.db import session_scope
 from mailer.models import Contact, EventRegistration, Library, OutboxMessage, Run
-from mailer.signups import registrations
+from mailer.signups import notices, registrations
 from mailer.tokens import Purpose
 from mailer.web import pages
 from mailer.web.public import common
@@ -90,6 +94,45 @@ def _prefill(request: Request, blueprint: Blueprint, outbox_id: int) -> dict[str
         }
 
 
+def _own_registrations(
+    request: Request, blueprint: Blueprint, outbox_id: int
+) -> list[dict[str, Any]]:
+    """The registrations (seats and waiting list) for this event of the person a signed
+    campaign link was sent to, each with its signed cancel link. The link itself is the
+    credential, as the confirmation's cancel link is; an unsigned page shows nothing."""
+    assert blueprint.event is not None
+    occurrences = blueprint.event.occurrences()
+    with session_scope(pages.engine_of(request)) as session:
+        message = session.get(OutboxMessage, outbox_id)
+        if message is None:
+            return []
+        rows = session.exec(
+            select(EventRegistration)
+            .where(
+                EventRegistration.campaign == blueprint.slug,
+                col(EventRegistration.status).in_(registrations.ACTIVE),
+                sa.or_(
+                    col(EventRegistration.email) == message.email,
+                    sa.and_(
+                        col(EventRegistration.contact_id).is_not(None),
+                        col(EventRegistration.contact_id) == message.contact_id,
+                    ),
+                ),
+            )
+            .order_by(col(EventRegistration.session_index))
+        ).all()
+        return [
+            {
+                "title": occurrences[r.session_index].title,
+                "when": format_weekday_day(occurrences[r.session_index].start),
+                "status": registrations.STATUS_LABELS[r.status],
+                "cancel": notices.cancel_url(r),
+            }
+            for r in rows
+            if r.session_index < len(occurrences)
+        ]
+
+
 def _outbox_of(request: Request, token: str | None) -> int | None:
     if token is None:
         return None
@@ -106,6 +149,7 @@ async def _page(
     values: dict[str, str],
     problems: dict[str, str] | None = None,
     status_code: int = 200,
+    mine: list[dict[str, Any]] | None = None,
 ) -> HTMLResponse:
     sessions, closed = await run_in_threadpool(_sessions, request, blueprint)
     assert blueprint.event is not None
@@ -119,6 +163,7 @@ async def _page(
         "values": values,
         "problems": problems or {},
         "prefilled": bool(token),
+        "mine": mine or [],
     }
     if closed:
         return pages.render(request, "public/register.html", context, status_code)
@@ -143,7 +188,8 @@ async def register_form_prefilled(slug: str, token: str, request: Request) -> HT
     values = await run_in_threadpool(_prefill, request, blueprint, outbox_id)
     if values is None:
         raise pages.not_found()
-    return await _page(request, blueprint, token, values)
+    mine = await run_in_threadpool(_own_registrations, request, blueprint, outbox_id)
+    return await _page(request, blueprint, token, values, mine=mine)
 
 
 def _clean(form: Any, blueprint: Blueprint) -> tuple[dict[str, str], dict[str, str], int]:
