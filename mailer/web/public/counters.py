@@ -8,8 +8,10 @@ hit costs one read and one conditional upsert (INSERT … ON CONFLICT DO UPDATE 
 RETURNING, on SQLite and PostgreSQL alike), atomic however many processes race on it.
 A refused hit is not counted, so a flood does not prolong its own refusal.
 
-Rows carry the moment after which nothing reads them; whenever a hit opens a new row the
-expired ones are deleted, through an index, in a transaction of their own."""
+Rows carry the moment after which nothing reads them; when a hit opens a new row, the expired
+ones are deleted through an index, in a transaction of their own, at most once a minute per
+process (the moment of the last pruning is only an economy: forgetting it costs one more
+delete, nothing else)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from mailer.models import FormRateCounter
 
 COUNTERS: sa.Table = FormRateCounter.__table__  # type: ignore[attr-defined]
+PRUNE_EVERY = 60  # seconds
+_last_pruned: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def hit(engine: Engine, key: str, limit: Limit, now: float | None = None) -> boo
         ).returning(COUNTERS.c.count)
         counted = conn.execute(upsert).scalar()
     if counted == 1:
-        prune(engine, now)
+        _prune_now_and_then(engine, now)
     return counted is not None
 
 
@@ -86,8 +90,15 @@ def take_once(engine: Engine, key: str, lifetime: int, now: float | None = None)
         ).returning(COUNTERS.c.count)
         taken = conn.execute(mark).scalar()
     if taken is not None:
-        prune(engine, now)
+        _prune_now_and_then(engine, now)
     return taken is not None
+
+
+def _prune_now_and_then(engine: Engine, now: float) -> None:
+    database = engine.url.render_as_string()
+    if abs(now - _last_pruned.get(database, -math.inf)) >= PRUNE_EVERY:
+        _last_pruned[database] = now
+        prune(engine, now)
 
 
 def prune(engine: Engine, now: float | None = None) -> int:
