@@ -131,3 +131,24 @@ def test_the_editor_keeps_a_series_and_its_own_body(campaigns: Path) -> None:
     reminders, _openings = _reminders(form, True, problems, draft.settings["reminder"])
     assert problems == []
     assert reminders == draft.settings["reminder"]
+
+
+def test_a_reminder_before_a_session_goes_before_it_even_when_due_out_of_hours(
+    campaigns: Path,
+) -> None:
+    """ "2 days before" a Monday session falls on Saturday: waiting for the window would send
+    it on the morning of the workshop itself, so it goes in the last window before instead."""
+    toml = campaigns / WORKSHOPS / "campaign.toml"
+    _edit(
+        toml,
+        "start = 2027-02-11T09:30:00\nend = 2027-02-11T15:30:00",
+        "start = 2027-02-15T09:30:00\nend = 2027-02-15T15:30:00",
+    )
+    blueprint = load_blueprint(WORKSHOPS, campaigns)
+    first = next(s for s in blueprint.steps if s.session == 1)
+    local = blueprint.due_at(first).astimezone(blueprint.sending_window.tz)
+    assert (local.date().isoformat(), local.hour, local.minute) == ("2027-02-12", 8, 0)
+    assert blueprint.sending_window.is_open(blueprint.due_at(first))
+    # A step counted forward from the launch still waits for the window instead.
+    after = next(s for s in blueprint.steps if s.after_launch is not None)
+    assert blueprint.due_at(after) == blueprint.send_at + after.after_launch

@@ -200,3 +200,15 @@ def test_it_pauses_a_run_at_the_end_of_the_window_and_resumes_it(
         assert again is not None
         assert again.status == RunStatus.PAUSED
         assert again.status_reason == "obsluha: kontrola textu"
+
+
+def test_it_finds_the_latest_window_at_or_before_a_moment() -> None:
+    w = DEFAULT_WINDOW
+    assert w.latest_open(at(2026, 3, 3, 10, 0)) == at(2026, 3, 3, 10, 0)  # open: itself
+    assert w.latest_open(at(2026, 3, 3, 18, 0)) == at(2026, 3, 3, 8, 0)  # that day's window
+    assert w.latest_open(at(2026, 3, 3, 7, 0)) == at(2026, 3, 2, 8, 0)  # before it: the day before
+    assert w.latest_open(at(2026, 3, 7, 9, 30)) == at(2026, 3, 6, 8, 0)  # Saturday -> Friday
+    assert w.latest_open(at(2026, 3, 9, 7, 0)) == at(2026, 3, 6, 8, 0)  # Monday dawn -> Friday
+    # Easter Monday morning: Easter Monday and Good Friday are skipped back to Thursday.
+    assert w.latest_open(at(2026, 4, 6, 10, 0)) == at(2026, 4, 2, 8, 0)
+    assert SendingWindow(enabled=False).latest_open(at(2026, 4, 6, 3, 0)) == at(2026, 4, 6, 3, 0)

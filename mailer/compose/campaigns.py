@@ -325,7 +325,10 @@ class Blueprint(_Model):
 
         The launch is due at `send_at`; `after_launch` counts from the actual launch time
         (`launched_at`, else `send_at`). Not moved into the sending window: the scheduler
-        holds a due step until `sending_window` opens (and does not count that as late)."""
+        holds a due step until `sending_window` opens (and does not count that as late).
+        Except a step counted back from the event or a session: held until the window opened,
+        "2 days before" a Monday workshop would go on the Monday morning, so it is due at the
+        start of the last window before instead."""
         if isinstance(step, str):
             step = self.step(step)
         if step.is_launch:
@@ -336,9 +339,10 @@ class Blueprint(_Model):
             due = (launched_at or self.send_at) + step.after_launch
         elif step.before_event is not None and self.event is not None:
             # From the event's first moment: [event] start (for a series, its first session).
-            due = self.event.start - step.before_event
+            due = self.sending_window.latest_open(self.event.start - step.before_event)
         elif step.before_session is not None and step.session is not None and self.event:
-            due = self.event.occurrences()[step.session - 1].start - step.before_session
+            session_start = self.event.occurrences()[step.session - 1].start
+            due = self.sending_window.latest_open(session_start - step.before_session)
         else:  # unreachable for a validated blueprint
             raise BlueprintError(f"krok {step.name} nemá čas")
         return due.astimezone(PRAGUE)

@@ -107,7 +107,6 @@ def event_invitation(today: date) -> Draft:
                 "end": _at(day, 15, 0),
                 "venue": "Praha, Městská knihovna v Praze",
                 "address": "Mariánské náměstí 98/1, 110 00 Praha 1",
-                "registration_url": "https://sdruk.cz/registrace",
                 "description": "Seminář Sdružení knihoven ČR pro knihovnice a knihovníky.",
             },
             "reminder": [
@@ -168,7 +167,6 @@ def workshop_series(today: date) -> Draft:
                 "start": _at(dates[0], 9, 30),
                 "end": _at(dates[-1], 15, 30),
                 "venue": "tři krajská města",
-                "registration_url": "https://sdruk.cz/workshopy",
                 "description": "Praktické workshopy Sdružení knihoven ČR pro vedoucí knihoven.",
                 "sessions": [
                     {

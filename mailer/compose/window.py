@@ -105,6 +105,22 @@ class SendingWindow:
             day += timedelta(days=1)
         raise WindowError("okno pro odesílání se v příštím roce ani jednou neotevře")
 
+    def latest_open(self, at: datetime) -> datetime:
+        """`at` itself when the window is open then, else the start of the last window that
+        opened before it: where a step counted back from an event goes, so that waiting for
+        the window never carries it past the moment it was meant to precede."""
+        if not self.enabled or self.is_open(at):
+            return at
+        local = at.astimezone(self.tz)
+        day = local.date()
+        for _ in range(_SEARCH_DAYS):
+            if self.is_sending_day(day):
+                start, _ = self._bounds(day)
+                if start <= local:
+                    return start
+            day -= timedelta(days=1)
+        raise WindowError("okno pro odesílání se v uplynulém roce ani jednou neotevřelo")
+
     def describe(self) -> str:
         """Czech one-liner for the console and the CLI."""
         if not self.enabled:
