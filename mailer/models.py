@@ -93,6 +93,22 @@ class LegalBasis(StrEnum):
     CONSENT = "consent"
 
 
+class TrackingConsent(StrEnum):
+    """Whether a contact lets us see which messages they opened and which links they clicked
+    (CNIL recommendation of March 2026, Italian Garante guidelines of October 2026)."""
+
+    UNKNOWN = "unknown"
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+TRACKING_CONSENT_LABELS: dict[TrackingConsent, str] = {
+    TrackingConsent.UNKNOWN: "nevyjádřil(a) se",
+    TrackingConsent.GRANTED: "souhlasí",
+    TrackingConsent.DENIED: "odmítl(a)",
+}
+
+
 class Topic(StrEnum):
     MEMBERSHIP = "membership"
     EVENTS = "events"
@@ -209,6 +225,13 @@ class Contact(SQLModel, table=True):
     status_changed_at: datetime | None = _when(default=None)
     status_reason: str | None = Field(default=None, max_length=500)
     legal_basis: str | None = Field(default=None, sa_type=sa.String(24), index=True)
+    # TrackingConsent: whether messages to this contact may carry an open pixel and personal
+    # click links (mailer.compose.consent decides; TrackingConsentRecord keeps the evidence).
+    tracking_consent: str = Field(
+        default=TrackingConsent.UNKNOWN,
+        sa_type=sa.String(16),
+        sa_column_kwargs={"server_default": TrackingConsent.UNKNOWN.value},
+    )
     soft_bounces: int = 0
     last_soft_bounce_at: datetime | None = _when(default=None)
     created_at: datetime = _when(default_factory=utcnow)
@@ -229,6 +252,26 @@ class LegalBasisRecord(SQLModel, table=True):
     recorded_by: str | None = Field(default=None, max_length=320)
     recorded_at: datetime = _when(default_factory=utcnow)
     withdrawn_at: datetime | None = _when(default=None)
+
+
+class TrackingConsentRecord(SQLModel, table=True):
+    """Evidence of each tracking consent a contact gave or refused (or staff recorded): kept
+    as history, never overwritten; the newest is `Contact.tracking_consent`."""
+
+    __tablename__ = "tracking_consent_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    value: str = Field(sa_type=sa.String(16))
+    # Where it was given: "formulář odběru", "stránka nastavení", "konzole", "import".
+    source: str = Field(max_length=120)
+    # The exact question and answer the person saw, as shown.
+    wording: str | None = Field(default=None, max_length=2000)
+    # The client address, when a public page set it.
+    ip: str | None = Field(default=None, max_length=64)
+    # A staff address, the system user of an import, or None for the person themselves.
+    recorded_by: str | None = Field(default=None, max_length=320)
+    recorded_at: datetime = _when(default_factory=utcnow)
 
 
 class TopicOptOut(SQLModel, table=True):
@@ -319,6 +362,11 @@ class OutboxMessage(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=1000)
     # Claimed again after its worker died mid-transaction: it may have been delivered twice.
     possible_duplicate: bool = False
+    # Whether the message carries the open pixel and personal click links: decided when it is
+    # claimed, from the contact's tracking consent at that moment (mailer.compose.consent).
+    # Results count opens over these messages only; None: never claimed (or sent before the
+    # column existed).
+    individually_tracked: bool | None = None
 
 
 class DeliveryWorker(SQLModel, table=True):
@@ -654,6 +702,10 @@ class SubscriptionRequest(SQLModel, table=True):
     library_name: str = Field(default="", max_length=300)
     topics: list[str] = Field(default_factory=list, sa_type=JSON)
     consent_text: str = Field(max_length=2000)
+    # The answer to the tracking question (TrackingConsent; None: left unanswered) and its
+    # wording as shown, recorded as the contact's tracking consent when confirmed.
+    tracking_consent: str | None = Field(default=None, sa_type=sa.String(16))
+    tracking_wording: str | None = Field(default=None, max_length=2000)
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=300)
     created_at: datetime = _when(default_factory=utcnow)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,15 @@ class Settings(BaseSettings):
     scheduler_tick_seconds: float = Field(default=30.0, alias="SDRUK_SCHEDULER_TICK_SECONDS")
     # How often a standby scheduler tries to become the active one (takeover within a minute).
     standby_poll_seconds: float = Field(default=15.0, alias="SDRUK_STANDBY_POLL_SECONDS")
+
+    # Tracking of contacts whose tracking consent is "unknown" (mailer.compose.consent):
+    # "individual" (default: open pixel and personal click links, as for "granted"; an
+    # association writing to its members under legitimate interest) or "anonymous" (the strict
+    # reading of the CNIL recommendation: only "granted" is tracked per person, the others get
+    # anonymous links and no pixel). "denied" is never tracked per person, whatever this says.
+    tracking_without_consent: Literal["individual", "anonymous"] = Field(
+        default="individual", alias="TRACKING_WITHOUT_CONSENT"
+    )
 
     # The largest request body the web server accepts (a contacts CSV is the largest upload:
     # 100,000 contacts take about 15 MB). Larger ones get a 413 with a Czech explanation.

@@ -14,7 +14,7 @@ from mailer.cli.runs import app
 from mailer.compose.step_labels import step_names
 from mailer.db import get_engine, session_scope
 from mailer.delivery.runs import status_label
-from mailer.events.stats import GroupStats, RunNotFound, RunStats, run_stats
+from mailer.events.stats import GroupStats, RunNotFound, RunStats, run_stats, tracking_share
 
 console = Console()
 err = Console(stderr=True)
@@ -46,9 +46,11 @@ def _summary(stats: RunStats) -> Table:
             f"{stats.hard_bounces} / {stats.soft_bounces}",
             sent,
         ),
-        ("Otevřeli lidé (unikátní)", stats.unique_human_opens, "", sent),
+        ("Jednotlivě sledováno (odesláno)", stats.tracked_sent, "", sent),
+        # Per-recipient opens and clicks exist only for tracked messages: their share too.
+        ("Otevřeli lidé (unikátní)", stats.unique_human_opens, "", stats.tracked_sent),
         ("Otevření stroji (Apple MPP, skenery)", stats.machine_opens, "", None),
-        ("Klikli lidé (unikátní)", stats.unique_human_clicks, "", sent),
+        ("Klikli lidé (unikátní)", stats.unique_human_clicks, "", stats.tracked_sent),
         ("Kliknutí strojů (bezpečnostní brány)", stats.machine_clicks, "", None),
         ("Webová verze", stats.web_views, "", None),
         ("Odhlášení", stats.unsubscribes, "", sent),
@@ -96,8 +98,8 @@ def _groups(title: str, groups: list[GroupStats]) -> Table:
             g.label,
             str(g.recipients),
             str(g.sent),
-            f"{g.opened} ({_percent(g.opened, g.sent)})",
-            f"{g.clicked} ({_percent(g.clicked, g.sent)})",
+            f"{g.opened} ({_percent(g.opened, g.tracked_sent)})",
+            f"{g.clicked} ({_percent(g.clicked, g.tracked_sent)})",
             str(g.unsubscribed),
             str(g.bounced),
             str(g.complained),
@@ -123,6 +125,8 @@ def stats_cmd(
         typer.echo(json.dumps(stats.as_json(), ensure_ascii=False, indent=2))
         return
     console.print(_summary(stats))
+    if (share := tracking_share(stats)) is not None:
+        console.print(share)
     if stats.tracking != "individual":
         console.print(
             f"Měření je „{stats.tracking}“: unikátní otevření a rozpad podle knihoven "

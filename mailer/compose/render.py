@@ -29,6 +29,7 @@ from mjml import mjml2html
 
 from mailer.compose import czech
 from mailer.compose.campaigns import Blueprint, Tracking
+from mailer.compose.consent import tracked_consents
 from mailer.compose.message import (
     _SAFE_QP_LINE,
     Attachment,
@@ -42,7 +43,7 @@ from mailer.compose.message import (
     qp_template,
     qp_value,
 )
-from mailer.models import LIBRARY_TYPE_LABELS, TOPIC_LABELS, LibraryType, Topic
+from mailer.models import LIBRARY_TYPE_LABELS, TOPIC_LABELS, LibraryType, Topic, TrackingConsent
 from mailer.tokens import MAC_BYTES, Purpose, Signer, address_encode
 
 if TYPE_CHECKING:
@@ -438,6 +439,8 @@ class Recipient:
     region: str = ""
     town: str = ""
     is_member: bool = False
+    # TrackingConsent of the contact: "denied" gets no pixel and no personal click links.
+    tracking_consent: str = TrackingConsent.UNKNOWN.value
 
     @classmethod
     def from_rows(cls, outbox_id: int, contact: Any, library: Any | None) -> Recipient:
@@ -459,6 +462,7 @@ class Recipient:
             region=c(library.region) if library is not None else "",
             town=c(library.town) if library is not None else "",
             is_member=bool(library.is_member) if library is not None else False,
+            tracking_consent=contact.tracking_consent or TrackingConsent.UNKNOWN.value,
         )
 
     def salutation(self) -> str:
@@ -748,6 +752,16 @@ class Composer:
         self._link_names = [f"_l{i}" for i in range(n)]
         self._link_indexes = [str(i) for i in range(n)]
         self._anon_values = _link_values(self._anon_links or [])
+        # Which tracking consents get the pixel and personal links (mailer.compose.consent):
+        # none unless the campaign tracks individually. One set lookup per message.
+        self._individual_for = (
+            tracked_consents(self.settings.tracking_without_consent)
+            if self.tracking is Tracking.INDIVIDUAL
+            else frozenset()
+        )
+        # Links for recipients not tracked individually in a campaign that tracks (built on the
+        # first such recipient): anonymous click links, counted per run only.
+        self._untracked: dict[str, str] | None = None
 
         attachments = []
         if content.get("ics"):
@@ -864,7 +878,8 @@ class Composer:
                 type=_type_label(r.library_type),
                 member=r.is_member,
             )
-            if self.tracking is Tracking.INDIVIDUAL:
+            consent = r.tracking_consent
+            if consent in self._individual_for:
                 # One signed token for all of the message's links, the index beside it.
                 prefix = f"{base}/c/{sign(Purpose.MESSAGE_CLICK, oid)}/"
                 link = self._link
@@ -877,9 +892,17 @@ class Composer:
                 )
                 ctx["_o"] = None if for_web else link(f"{base}/o/{sign(Purpose.OPEN, oid)}.gif")
                 web = link(f"{base}/v/{sign(Purpose.WEB_VERSION, oid)}")
+            elif self.tracking is Tracking.INDIVIDUAL:
+                # Not tracked individually (denied, or unknown under the strict setting): no
+                # pixel and anonymous click links, as in an anonymous campaign.
+                ctx.update(self._untracked_links())
+                ctx["_o"] = None
+                web = self._anon_web
             else:
                 ctx.update(self._anon_values)
-                ctx["_o"] = None if for_web else self._anon_open
+                # A contact who denied gets no pixel, not even the anonymous one.
+                denied = consent == TrackingConsent.DENIED
+                ctx["_o"] = None if for_web or denied else self._anon_open
                 web = self._anon_web
             ctx["links"] = _Fields(
                 unsubscribe=self._link(f"{base}/u/{token}"),
@@ -905,6 +928,21 @@ class Composer:
         # a link of ours: it passes the encoder untouched only when it fits a line whole.
         url = f"{base}{REGISTER_PATH}/{self.content['campaign']}/{token}"
         return self._link(url) if len(url) <= _SAFE_QP_LINE else url
+
+    def _untracked_links(self) -> dict[str, str]:
+        if self._untracked is None:
+            base, sign = self.base_url, self._sign
+            self._untracked = _link_values(
+                [
+                    f"{base}/c/{sign(Purpose.CLICK_ANONYMOUS, self.run_id, i)}"
+                    for i in range(len(self.links))
+                ]
+            )
+        return self._untracked
+
+    def tracks(self, recipient: Recipient) -> bool:
+        """Whether `recipient`'s message carries the open pixel and personal click links."""
+        return recipient.tracking_consent in self._individual_for
 
     def message(self, recipient: Recipient) -> OutgoingMessage:
         """The complete message for one recipient."""

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from mailer.audience.suppression import address_hash
+from mailer.compose.consent import individually_tracked
 from mailer.models import (
     TRANSACTIONAL_TOPIC,
     Contact,
@@ -45,6 +46,7 @@ from mailer.models import (
     Suppression,
     TopicOptOut,
 )
+from mailer.settings import get_settings
 
 outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
 runs = Run.__table__  # type: ignore[attr-defined]
@@ -229,7 +231,39 @@ def claim(
     skipped = 0
     for key, ids in skips.items():
         skipped += mark_skipped(conn, ids, SKIP_REASONS[key])
+    _record_tracking(conn, messages)
     return ClaimResult(messages, skipped, run_ids, contents)
+
+
+def _record_tracking(conn: Connection, messages: Sequence[Claimed]) -> None:
+    """Write on each claimed row whether its message will be individually tracked, from the
+    contact row the message is composed from (the consent at this moment), so the results know
+    which recipients' opens can be known. Written in the claim's own transaction: a row that is
+    sent again after a crash is claimed, and so decided, again. Two statements per claim, not
+    per message."""
+    if not messages:
+        return
+    policy = get_settings().tracking_without_consent
+    run_ids = sorted({m.run_id for m in messages})
+    modes = {
+        row.id: row.tracking or ""
+        for row in conn.execute(
+            sa.select(runs.c.id, runs.c.content["tracking"].as_string().label("tracking")).where(
+                runs.c.id.in_(run_ids)
+            )
+        )
+    }
+    decided: dict[bool, list[int]] = {True: [], False: []}
+    for m in messages:
+        consent = m.contact.tracking_consent if m.contact is not None else None
+        decided[individually_tracked(modes.get(m.run_id, ""), consent, policy)].append(m.id)
+    for flag, ids in decided.items():
+        if ids:
+            conn.execute(
+                sa.update(outbox)
+                .where(_among(conn, outbox.c.id, ids, sa.BigInteger))
+                .values(individually_tracked=flag)
+            )
 
 
 def _verdicts(
@@ -336,6 +370,7 @@ _CONTACT_COLUMNS = [
         "library_id",
         "status",
         "legal_basis",
+        "tracking_consent",
     )
 ]
 _LIBRARY_COLUMNS = [

@@ -32,6 +32,11 @@ What the numbers mean:
   SDRUK was recorded after the run started and is credited to this run's campaign (the
   recruitment campaign that reached the library last before it joined; see
   `mailer.audience.membership`). Event invitations never count joinings.
+- tracked_sent / tracked_delivered: sent (delivered) messages that went out individually
+  tracked: with the open pixel and personal links, as the contact's tracking consent allowed
+  when the message was claimed (`OutboxMessage.individually_tracked`; rows from before it was
+  recorded count as the run's tracking). Opens and clicks per recipient exist only for these,
+  so their rates (funnel, breakdowns) are shares of tracked_sent, not of sent.
 - funnel: sent → delivered → opened → clicked → joined (libraries) → registered. Without
   individual tracking "opened" and "clicked" are people's events (human_opens, human_clicks),
   since no recipient is known.
@@ -102,6 +107,7 @@ class RecipientResult:
     registered: bool = False
     joined: bool = False  # its library joined SDRUK after the run started, credited to it
     machine_only: bool = False  # opened, clicked or viewed by machines only
+    tracked: bool = True  # went out individually tracked (pixel, personal links)
 
     @property
     def sent(self) -> bool:
@@ -114,6 +120,10 @@ class RecipientResult:
     @property
     def delivered(self) -> bool:
         return self.sent and not self.bounced
+
+    @property
+    def tracked_sent(self) -> bool:
+        return self.sent and self.tracked
 
     @property
     def opened(self) -> bool:
@@ -138,6 +148,8 @@ class GroupStats:
     recipients: int = 0
     sent: int = 0
     delivered: int = 0
+    tracked_sent: int = 0  # sent individually tracked: the base of opened and clicked rates
+    tracked_delivered: int = 0
     opened: int = 0
     clicked: int = 0
     unsubscribed: int = 0
@@ -151,6 +163,8 @@ class GroupStats:
         self.recipients += len(recipients)
         self.sent += sum(r.sent for r in recipients)
         self.delivered += sum(r.delivered for r in recipients)
+        self.tracked_sent += sum(r.tracked_sent for r in recipients)
+        self.tracked_delivered += sum(r.delivered and r.tracked for r in recipients)
         self.opened += sum(r.opened for r in recipients)
         self.clicked += sum(r.clicked for r in recipients)
         self.unsubscribed += sum(r.unsubscribed for r in recipients)
@@ -174,6 +188,8 @@ class RunStats:
     queued: int = 0
     sent: int = 0
     delivered: int = 0
+    tracked_sent: int = 0
+    tracked_delivered: int = 0
     failed: int = 0
     skipped: int = 0
     bounced: int = 0
@@ -312,6 +328,7 @@ def _recipient_query(run: Run) -> sa.Select[Any]:
                 else_=0,
             ),
             _any(on_message, _kinds(_SEEN)),
+            col(outbox.individually_tracked),
         )
         .select_from(outbox)
         .outerjoin(Contact, col(Contact.id) == col(outbox.contact_id))
@@ -322,6 +339,8 @@ def _recipient_query(run: Run) -> sa.Select[Any]:
 
 
 def _recipients(session: Session, run: Run) -> list[RecipientResult]:
+    # Messages sent before the decision was recorded went out as the run tracked.
+    run_tracks = (run.content or {}).get("tracking", "individual") == "individual"
     rows = []
     for r in session.execute(_recipient_query(run)).all():
         opened_at = r[9]
@@ -345,6 +364,7 @@ def _recipients(session: Session, run: Run) -> list[RecipientResult]:
                 registered=bool(r[15]),
                 joined=bool(r[16]),
                 machine_only=bool(r[17]) and opened_at is None,
+                tracked=run_tracks if r[18] is None else bool(r[18]),
             )
         )
     return rows
@@ -392,6 +412,8 @@ def _stats(session: Session, run: Run, recipients: list[RecipientResult]) -> Run
     stats.recipients = total.recipients
     stats.sent = total.sent
     stats.delivered = total.delivered
+    stats.tracked_sent = total.tracked_sent
+    stats.tracked_delivered = total.tracked_delivered
     stats.unique_human_opens = total.opened
     stats.unique_human_clicks = total.clicked
     stats.unsubscribes = total.unsubscribed
@@ -492,6 +514,24 @@ def _activity(
         for when in moments:
             counts[series][min(points - 1, int((when - start) / step))] += 1
     return Activity(start=start, step=step, counts=counts)
+
+
+def tracking_share(stats: RunStats) -> str | None:
+    """How many delivered messages were tracked individually, in Czech, for staff pages and
+    the command line; None when the run does not track individually or delivered none."""
+    if not stats.individual or not stats.delivered:
+        return None
+    share = round(100 * stats.tracked_delivered / stats.delivered)
+    text = (
+        f"Jednotlivě sledováno: {stats.tracked_delivered} z {stats.delivered} doručených "
+        f"zpráv ({share} %)"
+    )
+    if stats.tracked_delivered == stats.delivered:
+        return text + "."
+    return (
+        text + "; u ostatních (sledování odmítli nebo k němu nedali souhlas) známe jen souhrnná "
+        "čísla. Míra otevření a kliknutí se počítá jen ze sledovaných zpráv."
+    )
 
 
 def run_stats(session: Session, run_id: int) -> RunStats:

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from mailer.audience import tracking_consent as consent
 from mailer.audience.contacts import address_hash
 from mailer.delivery.transactional import enqueue
 from mailer.events import record
@@ -41,6 +42,9 @@ class SignUp:
     library_name: str
     topics: list[str]
     consent_text: str
+    # The answer to the tracking question (TrackingConsent value) and its wording, if answered.
+    tracking_consent: str | None = None
+    tracking_wording: str | None = None
 
 
 def request(
@@ -54,6 +58,8 @@ def request(
         library_name=signup.library_name,
         topics=list(signup.topics),
         consent_text=signup.consent_text,
+        tracking_consent=signup.tracking_consent,
+        tracking_wording=signup.tracking_wording,
         ip=ip,
         user_agent=(user_agent or "")[:300] or None,
     )
@@ -122,6 +128,17 @@ def confirm(
             )
         )
     # A bounced or complained address stays off: an objection is final.
+    if pending.tracking_consent is not None:
+        # Recorded when confirmed, as the consent to mailing is: the address's owner answered.
+        consent.record_consent(
+            session,
+            contact,
+            pending.tracking_consent,
+            source=consent.SOURCE_SUBSCRIBE,
+            wording=pending.tracking_wording,
+            ip=pending.ip,
+            now=now,
+        )
     for topic in Topic:
         if topic.value in pending.topics:
             record.opt_in_topic(session, contact.id, topic, SOURCE, now=now)

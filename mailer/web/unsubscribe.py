@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from mailer.audience import tracking_consent as consent
 from mailer.db import session_scope
 from mailer.events import record
 from mailer.models import (
@@ -231,6 +232,20 @@ def _preferences(
                             outbox_id=outbox_id,
                         )
                 message = "saved"
+            elif action == "tracking":
+                answer = consent.parse_answer(str(form.get("tracking") or ""))
+                if answer not in consent.ANSWERS:
+                    message = "tracking_missing"
+                else:
+                    consent.record_consent(
+                        session,
+                        contact,
+                        answer,
+                        source=consent.SOURCE_PREFERENCES,
+                        wording=consent.wording(answer),
+                        ip=pages.client_ip(request),
+                    )
+                    message = "tracking"
             else:
                 raise _bad_request()
             session.flush()
@@ -248,6 +263,10 @@ def _preferences(
                 for t in Topic
             ],
             "message": message,
+            "tracking": contact.tracking_consent,
+            "tracking_question": consent.QUESTION,
+            "tracking_explanation": consent.EXPLANATION,
+            "tracking_answers": list(consent.ANSWERS.items()),
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, delete, select
 
+from mailer.audience import tracking_consent as consent
 from mailer.audience.membership import MembershipError
 from mailer.audience.suppression import address_hash
 from mailer.compose.render import Recipient
@@ -30,6 +32,8 @@ from mailer.models import (
     Tag,
     Topic,
     TopicOptOut,
+    TrackingConsent,
+    TrackingConsentRecord,
 )
 from mailer.web.console import integration
 from mailer.web.console.audit import audit
@@ -44,6 +48,7 @@ NOTICES = {
     "saved": "Změny byly uloženy.",
     "member": "Členství knihovny bylo zaznamenáno.",
     "already_member": "Knihovna už je členem SDRUK, nic se nezměnilo.",
+    "tracking": "Souhlas se sledováním byl zaznamenán.",
     "erased": "Kontakt byl vymazán. Zůstal jen otisk adresy na seznamu blokovaných adres.",
 }
 
@@ -179,6 +184,9 @@ def _contact_context(session: Session, contact: Contact) -> dict[str, Any]:
         "tags": tags,
         "bases": bases,
         "suppressed": suppressed,
+        "tracking_history": consent.history(session, contact.id),
+        "tracking_label": consent.label(contact.tracking_consent),
+        "tracking_choices": [(c.value, consent.label(c.value)) for c in TrackingConsent],
         **_history(session, contact),
     }
 
@@ -268,6 +276,45 @@ async def contact_edit(request: Request, contact_id: RowId, staff: Editor, sessi
     return RedirectResponse(f"/console/contacts/{contact.id}?notice=saved", status_code=303)
 
 
+@router.post("/contacts/{contact_id}/tracking", response_class=HTMLResponse)
+async def contact_tracking(
+    request: Request, contact_id: RowId, staff: Editor, session: DB
+) -> Response:
+    """Staff record a tracking consent the person gave or refused elsewhere (by phone, in a
+    letter); the staff address is the evidence's author, the note its wording."""
+    contact = _contact_or_404(session, contact_id)
+    form = await request.form()
+    value = consent.parse_answer(str(form.get("tracking", "")))
+    note = str(form.get("tracking_note", "")).strip()
+    error = None
+    if value is None:
+        error = "Vyberte, zda kontakt sledování povolil, odmítl, nebo se nevyjádřil."
+    elif value == TrackingConsent.GRANTED and not note:
+        error = "Souhlas se sledováním je třeba doložit: napište, kdy a jak jej kontakt dal."
+    if error is not None:
+        return page(
+            request,
+            "contact.html",
+            staff,
+            status_code=422,
+            error=error,
+            tracking_note=note,
+            **_contact_context(session, contact),
+        )
+    assert value is not None
+    consent.record_consent(
+        session,
+        contact,
+        value,
+        source=consent.SOURCE_CONSOLE,
+        wording=note[:2000] or None,
+        recorded_by=staff.email,
+    )
+    audit(session, staff.email, "tracking_consent", f"kontakt #{contact.id}", value=value)
+    session.commit()
+    return RedirectResponse(f"/console/contacts/{contact.id}?notice=tracking", status_code=303)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -282,6 +329,10 @@ def contact_export(session: Session, contact: Contact) -> dict[str, Any]:
         "contact": contact.model_dump(mode="json"),
         "library": library.model_dump(mode="json") if library else None,
         "legal_basis_records": [b.model_dump(mode="json") for b in ctx["bases"]],
+        "tracking_consent_records": [
+            {**asdict(r), "recorded_at": r.recorded_at.isoformat()}
+            for r in ctx["tracking_history"]
+        ],
         "topic_opt_outs": sorted(ctx["opted_out"]),
         "tags": list(ctx["tags"]),
         "suppressed": ctx["suppressed"],
@@ -347,6 +398,9 @@ def erase_contact(session: Session, contact: Contact, actor: str) -> str:
     )
     session.exec(delete(LegalBasisRecord).where(col(LegalBasisRecord.contact_id) == contact.id))
     session.exec(delete(TopicOptOut).where(col(TopicOptOut.contact_id) == contact.id))
+    session.exec(
+        delete(TrackingConsentRecord).where(col(TrackingConsentRecord.contact_id) == contact.id)
+    )
     session.exec(delete(ContactTag).where(col(ContactTag.contact_id) == contact.id))
     session.delete(contact)
     audit(session, actor, "erase", f"kontakt #{contact.id}", address_hash=digest)

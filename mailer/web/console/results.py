@@ -16,7 +16,14 @@ from markupsafe import Markup, escape
 from sqlmodel import Session
 
 from mailer.csvfiles import MEDIA_TYPE, attachment_headers, csv_document
-from mailer.events.stats import Activity, RunNotFound, RunReport, RunStats, run_report
+from mailer.events.stats import (
+    Activity,
+    RunNotFound,
+    RunReport,
+    RunStats,
+    run_report,
+    tracking_share,
+)
 from mailer.models import LIBRARY_TYPE_LABELS, Run
 from mailer.settings import get_settings
 from mailer.web.console.audit import audit
@@ -31,7 +38,8 @@ TYPE_LABELS = {t.value: label for t, label in LIBRARY_TYPE_LABELS.items()}
 
 def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str, int]]:
     """The funnel as (step key, label, number, note, base of its share), in the order of
-    stats.FUNNEL_STEPS. Joining is a share of the libraries reached, the rest of messages sent."""
+    stats.FUNNEL_STEPS. Joining is a share of the libraries reached; opened and clicked, of the
+    messages sent individually tracked (only theirs can be known); the rest of messages sent."""
     n = stats.funnel
     tracked = stats.individual
     sent = max(1, stats.sent)
@@ -42,7 +50,8 @@ def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str, int]]:
             "opened",
             "Otevřeno lidmi",
             n["opened"],
-            "adresátů; i ti, kdo klikli nebo otevřeli webovou verzi; bez automatických otevření"
+            "adresátů; i ti, kdo klikli nebo otevřeli webovou verzi; bez automatických otevření; "
+            "podíl ze sledovaných zpráv"
             if tracked
             else "otevření (anonymní sledování)",
         ),
@@ -50,7 +59,9 @@ def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str, int]]:
             "clicked",
             "Kliknuto",
             n["clicked"],
-            "adresátů; bez skenerů odkazů" if tracked else "kliknutí (anonymní sledování)",
+            "adresátů; bez skenerů odkazů; podíl ze sledovaných zpráv"
+            if tracked
+            else "kliknutí (anonymní sledování)",
         ),
         (
             "joined",
@@ -60,7 +71,10 @@ def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str, int]]:
         ),
         ("registered", "Registrováno na akci", n["registered"], "adresátů"),
     ]
-    return [(*row, max(1, stats.libraries) if row[0] == "joined" else sent) for row in rows]
+    bases = {"joined": max(1, stats.libraries)}
+    if tracked:
+        bases["opened"] = bases["clicked"] = max(1, stats.tracked_sent)
+    return [(*row, bases.get(row[0], sent)) for row in rows]
 
 
 SERIES = (
@@ -133,6 +147,7 @@ def run_results(request: Request, run_id: RowId, staff: Reader, session: DB) -> 
         run=session.get(Run, run_id),
         stats=report.stats,
         funnel=funnel,
+        tracking_share=tracking_share(report.stats),
         chart=chart_svg(report.activity),
         series=SERIES,
     )
@@ -177,9 +192,10 @@ def results_csv(report: RunReport) -> str:
             statuses.get(r.status, r.status),
             _local_time(r.sent_at),
             yes[r.delivered],
-            # Anonymous tracking knows no recipient's opens or clicks.
-            yes[r.opened] if tracked else "",
-            yes[r.clicked] if tracked else "",
+            # Anonymous tracking knows no recipient's opens or clicks, nor does a message that
+            # went out untracked (its contact denied tracking): left empty, not "ne".
+            yes[r.opened] if tracked and r.tracked else "",
+            yes[r.clicked] if tracked and r.tracked else "",
             yes[r.unsubscribed],
             yes[r.bounced],
             yes[r.complained],

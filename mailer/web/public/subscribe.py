@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from mailer.audience import tracking_consent as consent
 from mailer.db import session_scope
 from mailer.models import TOPIC_LABELS, SubscriptionRequest, Topic
 from mailer.signups import subscriptions
@@ -52,6 +53,10 @@ def _form(
         "topics": _topics(chosen),
         "problems": problems or {},
         "consent": CONSENT,
+        "tracking": values.get("tracking", ""),
+        "tracking_question": consent.QUESTION,
+        "tracking_explanation": consent.EXPLANATION,
+        "tracking_answers": list(consent.ANSWERS.items()),
     }
     return common.form_page(request, "public/subscribe.html", context, status_code)
 
@@ -83,6 +88,11 @@ async def subscribe_submit(request: Request) -> HTMLResponse:
         problems["topic"] = "Vyberte prosím aspoň jedno téma."
     if form.get("consent") != "1":
         problems["consent"] = "Bez souhlasu vám zprávy posílat nemůžeme."
+    # The tracking question is optional: unanswered stays "unknown".
+    tracking = consent.parse_answer(str(form.get("tracking") or ""))
+    if tracking not in consent.ANSWERS:
+        tracking = None
+    values["tracking"] = tracking or ""
     if problems:
         return _form(request, values, chosen, problems, status_code=422)
     if await common.throttled(request, "subscribe", values["email"]):
@@ -94,6 +104,8 @@ async def subscribe_submit(request: Request) -> HTMLResponse:
         library_name=values["library_name"],
         topics=sorted(chosen),
         consent_text=CONSENT,
+        tracking_consent=tracking,
+        tracking_wording=consent.wording(tracking) if tracking else None,
     )
     await run_in_threadpool(_store, request, signup)
     # The same answer whether the address is new, subscribed already or unsubscribed.
