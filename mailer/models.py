@@ -363,9 +363,10 @@ class OutboxMessage(SQLModel, table=True):
     # Claimed again after its worker died mid-transaction: it may have been delivered twice.
     possible_duplicate: bool = False
     # Whether the message carries the open pixel and personal click links: decided when it is
-    # claimed, from the contact's tracking consent at that moment (mailer.compose.consent).
-    # Results count opens over these messages only; None: never claimed (or sent before the
-    # column existed).
+    # claimed, from the contact's tracking consent at that moment (mailer.compose.consent), in
+    # runs that track individually. Results rate opens over these messages only; None: not
+    # decided (a run that tracks nobody individually, a row never claimed, or sent before the
+    # column existed: counted as the run tracked).
     individually_tracked: bool | None = None
 
 

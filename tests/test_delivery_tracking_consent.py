@@ -80,9 +80,7 @@ async def test_it_decides_from_the_consent_at_the_time_of_sending(
     # Denied after the launch materialised the run, before a worker claimed the message.
     table = Contact.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        conn.execute(
-            sa.update(table).where(table.c.id == ids[0]).values(tracking_consent="denied")
-        )
+        conn.execute(sa.update(table).where(table.c.id == ids[0]).values(tracking_consent="denied"))
 
     await drain(engine, transport_from_url(smtp_server.url()), options())
 
@@ -92,7 +90,7 @@ async def test_it_decides_from_the_consent_at_the_time_of_sending(
     assert "/o/" not in _bodies(smtp_server)[by_contact[ids[0]].id]
 
 
-async def test_it_records_anonymous_campaigns_as_not_individually_tracked(
+async def test_it_leaves_anonymous_campaigns_undecided(
     engine: Engine, smtp_server: SMTPServer
 ) -> None:
     consents = _set_consents(engine, add_contacts(engine, 3))
@@ -102,7 +100,9 @@ async def test_it_records_anonymous_campaigns_as_not_individually_tracked(
 
     sent = rows(engine, run_id)
     bodies = _bodies(smtp_server)
-    assert {r.individually_tracked for r in sent.values()} == {False}
+    # Nobody is tracked individually there: there is no consent to decide (and results count
+    # such rows as the run tracks).
+    assert {r.individually_tracked for r in sent.values()} == {None}
     for oid, row in sent.items():
         # The anonymous pixel, except for the contact who denied.
         assert ("/o/" in bodies[oid]) is (consents[row.contact_id] != "denied")

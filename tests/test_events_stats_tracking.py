@@ -31,7 +31,11 @@ def _world(engine: Engine, untracked: int, contacts: int = 5) -> tuple[int, list
             )
         oid, cid = world.outbox_ids[untracked], world.contact_ids[untracked]
         record.record_event(
-            session, EventKind.CLICK, outbox_id=oid, contact_id=cid, link_index=0,
+            session,
+            EventKind.CLICK,
+            outbox_id=oid,
+            contact_id=cid,
+            link_index=0,
             run_id=world.run_id,
         )
     return world.run_id, world.outbox_ids

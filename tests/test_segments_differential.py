@@ -9,7 +9,9 @@ The model below reads the rules as the product documents them, not as the SQL sp
 - library fields are false for a contact without a library;
 - received = a sent message of that step's run of the campaign;
 - opened / clicked = a person's (not a machine's) open, click or web view / click on any of the
-  campaign's runs;
+  campaign's runs; "false" only for those whose behaviour can be known: not for a contact who
+  denied tracking, nor for one who got a sent message of the campaign that went out
+  untracked (individually_tracked false; NULL, an undecided row, counts as known);
 - registered = an active registration from the public page (a seat or the waiting list), or
   a REGISTERED event for the campaign (named in its detail or by its run), or a person's
   click on the registration link of one of the campaign's runs, where an event or click at or
@@ -100,6 +102,7 @@ BASES = ["legitimate_interest", "consent"]
 DOMAINS = ["knihovna.cz", "mesto.cz"]
 STATUSES = ["active", "active", "active", "unsubscribed", "bounced", "complained"]
 APPLICATION_STATUSES = ["pending", "approved", "rejected"]
+CONSENTS = ["unknown", "unknown", "granted", "denied"]
 EVENT_KINDS = ["open", "click", "web_view", "registered", "joined", "unsubscribe"]
 
 
@@ -125,6 +128,7 @@ class Person:
     suppressed: bool
     opted_out: frozenset[str]
     tags: frozenset[str]
+    tracking_consent: str = "unknown"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class Message:
     run_id: int
     contact_id: int
     status: str
+    individually_tracked: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,7 @@ def worlds(draw: st.DrawFn) -> World:
             draw(st.booleans()) and draw(st.booleans()),
             frozenset(draw(st.sets(st.sampled_from(TOPICS), max_size=2))),
             frozenset(draw(st.sets(st.sampled_from(TAGS), max_size=2))),
+            draw(st.sampled_from(CONSENTS)),
         )
         for i in range(draw(st.integers(1, 8)))
     )
@@ -227,7 +233,12 @@ def worlds(draw: st.DrawFn) -> World:
             )
         )
         messages = tuple(
-            Message(run_id, contact_id, draw(st.sampled_from(["sent", "sent", "failed", "queued"])))
+            Message(
+                run_id,
+                contact_id,
+                draw(st.sampled_from(["sent", "sent", "failed", "queued"])),
+                draw(st.sampled_from([True, True, False, None])),
+            )
             for run_id, contact_id in sent
         )
     events = tuple(
@@ -442,10 +453,15 @@ class Model:
             return self.received(p, campaign, values)
         if name == "attending_session":
             return self.attending(p, campaign, {int(v) for v in values})
+        if name in ("opened", "clicked"):
+            kinds = {"open", "click", "web_view"} if name == "opened" else {"click"}
+            did = self.human(p, campaign, kinds)
+            # "No" only where it can be known: tracked, and nothing happened.
+            return (True in values and did) or (
+                False in values and not did and not self.untracked(p, campaign)
+            )
         # The rest are yes/no.
         checks = {
-            "opened": lambda: self.human(p, campaign, {"open", "click", "web_view"}),
-            "clicked": lambda: self.human(p, campaign, {"click"}),
             "registered": lambda: self.registered(p, campaign),
             "attending": lambda: self.attending(p, campaign, None),
             "joined": lambda: self.joined(p, lib),
@@ -461,6 +477,15 @@ class Model:
             and m.status == "sent"
             and self._of_campaign(m.run_id, campaign)
             and self.runs[m.run_id].step in steps
+            for m in self.world.messages
+        )
+
+    def untracked(self, p: Person, campaign: str) -> bool:
+        return p.tracking_consent == "denied" or any(
+            m.contact_id == p.id
+            and m.status == "sent"
+            and m.individually_tracked is False
+            and self._of_campaign(m.run_id, campaign)
             for m in self.world.messages
         )
 
@@ -592,6 +617,7 @@ def store(conn: Connection, world: World) -> None:
                 "library_id": p.library_id,
                 "status": p.status,
                 "legal_basis": p.legal_basis,
+                "tracking_consent": p.tracking_consent,
                 "soft_bounces": 0,
                 **stamp,
             }
@@ -653,6 +679,7 @@ def store(conn: Connection, world: World) -> None:
                 "status": m.status,
                 "attempts": 1,
                 "possible_duplicate": False,
+                "individually_tracked": m.individually_tracked,
                 "sent_at": NOW if m.status == "sent" else None,
             }
             for m in world.messages

@@ -5,6 +5,13 @@ not open, not registered"; "has a confirmed seat at workshop 3").
 Opens and clicks count people only: events classified as machine (Apple Mail Privacy
 Protection, link scanners) are left out. A person's click or web-version view also proves an
 open, since many people read with images blocked and so never fetch the pixel.
+
+`opened = false` and `clicked = false` mean "known not to have": a contact whose opens and
+clicks in the campaign cannot be known is left out. That is a contact who denied tracking, or
+one to whom a message of the campaign went out untracked in a campaign that tracks
+individually (`OutboxMessage.individually_tracked` is false). A reminder to "those who did not
+open" would otherwise go to them on behaviour inferred from the absence of the tracking they
+refused. Goal fields (registered, joined) are facts they reported, and are unaffected.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from mailer.models import (
     OutboxMessage,
     RegistrationStatus,
     Run,
+    TrackingConsent,
 )
 
 __all__ = ["ENGAGEMENT_FIELDS", "attending_contacts", "registered_contacts"]
@@ -81,13 +89,43 @@ def _human_event(kinds: Sequence[EventKind], context: SegmentContext) -> ColumnE
     )
 
 
+def untracked(context: SegmentContext) -> ColumnElement[bool]:
+    """The contact's opens and clicks in the campaign cannot be known: they denied tracking, or
+    a message of the campaign went out to them untracked (see the module docstring)."""
+    untracked_message = (
+        sa.exists()
+        .where(
+            _c(OutboxMessage.contact_id) == Contact.id,
+            _c(OutboxMessage.status) == MessageStatus.SENT.value,
+            _c(OutboxMessage.individually_tracked).is_(sa.false()),
+            _c(OutboxMessage.run_id).in_(_campaign_runs(context)),
+        )
+        .correlate(Contact)
+    )
+    return sa.or_(_c(Contact.tracking_consent) == TrackingConsent.DENIED.value, untracked_message)
+
+
+def _known_yes_no(
+    values: Sequence[Any], happened: ColumnElement[bool], context: SegmentContext
+) -> ColumnElement[bool]:
+    # `true`: it happened; `false`: it is known not to have happened (tracked, and no event).
+    wanted = set(values)
+    parts = []
+    if True in wanted:
+        parts.append(happened)
+    if False in wanted:
+        known = sa.not_(untracked(context)) if context.untracked_unknown else sa.true()
+        parts.append(sa.and_(sa.not_(happened), known))
+    return sa.or_(*parts) if parts else sa.false()
+
+
 def _opened(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
     kinds = (EventKind.OPEN, EventKind.CLICK, EventKind.WEB_VIEW)
-    return _yes_no(values, _human_event(kinds, context))
+    return _known_yes_no(values, _human_event(kinds, context), context)
 
 
 def _clicked(values: Sequence[Any], context: SegmentContext) -> ColumnElement[bool]:
-    return _yes_no(values, _human_event((EventKind.CLICK,), context))
+    return _known_yes_no(values, _human_event((EventKind.CLICK,), context), context)
 
 
 # A registration from the public page that still holds a place: a seat or the waiting list.
@@ -268,13 +306,14 @@ ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
         "dostal(a) zprávu daného kroku kampaně (např. „launch“)", _received, needs_campaign=True
     ),
     "opened": FieldSpec(
-        "otevřel(a) některou zprávu kampaně (jen lidé, ne roboti)",
+        "otevřel(a) některou zprávu kampaně (jen lidé, ne roboti; „ne“ jen u sledovaných: "
+        "kdo sledování odmítl, o tom nevíme)",
         _opened,
         kind="bool",
         needs_campaign=True,
     ),
     "clicked": FieldSpec(
-        "klikl(a) na odkaz v kampani (jen lidé, ne skenery odkazů)",
+        "klikl(a) na odkaz v kampani (jen lidé, ne skenery odkazů; „ne“ jen u sledovaných)",
         _clicked,
         kind="bool",
         needs_campaign=True,

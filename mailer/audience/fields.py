@@ -37,6 +37,9 @@ class SegmentContext:
     """What campaign-relative fields (received, opened, …) are relative to."""
 
     campaign: str | None = None
+    # `opened = false` / `clicked = false` leave out contacts whose behaviour cannot be known
+    # (mailer.audience.engagement). False only to count how many that leaves out.
+    untracked_unknown: bool = True
 
 
 Kind = Literal["text", "choice", "bool"]

@@ -31,9 +31,7 @@ __all__ = [
     "wording",
 ]
 
-QUESTION = (
-    "Smíme u zpráv zjišťovat, zda jste je otevřeli a na které odkazy jste klikli?"
-)
+QUESTION = "Smíme u zpráv zjišťovat, zda jste je otevřeli a na které odkazy jste klikli?"
 EXPLANATION = (
     "Když odpovíte ne, zprávy vám nebudou obsahovat sledovací obrázek ani osobní odkazy. "
     "Kliknutí na odkazy pak počítáme jen anonymně, jako souhrnné číslo za celou rozesílku, "
@@ -131,7 +129,9 @@ def history(session: Session, contact_id: int) -> list[ConsentEntry]:
     rows = session.exec(
         select(TrackingConsentRecord)
         .where(TrackingConsentRecord.contact_id == contact_id)
-        .order_by(col(TrackingConsentRecord.recorded_at).desc(), col(TrackingConsentRecord.id).desc())
+        .order_by(
+            col(TrackingConsentRecord.recorded_at).desc(), col(TrackingConsentRecord.id).desc()
+        )
     ).all()
     return [
         ConsentEntry(

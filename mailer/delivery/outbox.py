@@ -255,8 +255,11 @@ def _record_tracking(conn: Connection, messages: Sequence[Claimed]) -> None:
     }
     decided: dict[bool, list[int]] = {True: [], False: []}
     for m in messages:
+        mode = modes.get(m.run_id, "")
+        if mode != "individual":
+            continue  # no consent to decide: nobody is tracked individually (left NULL)
         consent = m.contact.tracking_consent if m.contact is not None else None
-        decided[individually_tracked(modes.get(m.run_id, ""), consent, policy)].append(m.id)
+        decided[individually_tracked(mode, consent, policy)].append(m.id)
     for flag, ids in decided.items():
         if ids:
             conn.execute(

@@ -16,13 +16,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlmodel import Session, col, select
 
 from mailer.audience.addresses import InvalidAddress, normalize_email
-from mailer.audience.segments import (
-    SegmentContext,
-    SegmentError,
-    count,
-    parse_segment,
-    recipients_select,
-)
 from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
 from mailer.compose.dkim import DkimKeyError
 from mailer.compose.render import Composer, Recipient, freeze, shown_subject
@@ -44,6 +37,7 @@ from mailer.scheduling.sync import sync_blueprints
 from mailer.scheduling.windows import QUIET_PREFIX
 from mailer.settings import get_settings
 from mailer.web.console.admin import neutralise_tracking
+from mailer.web.console.audience import audience, audience_contacts, untracked_note
 from mailer.web.console.audit import audit
 from mailer.web.console.auth import DB, DBEngine, Editor, Reader
 from mailer.web.console.progress import run_counts, run_progress
@@ -91,31 +85,6 @@ def _step_or_404(blueprint: Any, step: str) -> Any:
         return blueprint.step(step)
     except KeyError as exc:
         raise HTTPException(status_code=404, detail=f"Kampaň nemá krok {step}.") from exc
-
-
-def audience(session: Session, blueprint: Any, step: str) -> tuple[int | None, str | None]:
-    """How many contacts a step would go to now, or why that cannot be said."""
-    try:
-        segment = parse_segment(blueprint.audience_for(step))
-        return count(
-            session, segment, topic=blueprint.topic, context=SegmentContext(campaign=blueprint.slug)
-        ), None
-    except SegmentError as exc:
-        return None, str(exc)
-
-
-def audience_contacts(
-    session: Session, blueprint: Any, step: str, limit: int = 40
-) -> list[tuple[Contact, Library | None]]:
-
-    try:
-        segment = parse_segment(blueprint.audience_for(step))
-        stmt = recipients_select(
-            segment, topic=blueprint.topic, context=SegmentContext(campaign=blueprint.slug)
-        )
-    except SegmentError:
-        return []
-    return [(c, lib) for c, lib in session.execute(stmt.add_columns(Library).limit(limit)).all()]
 
 
 def _runs_by_campaign(session: Session) -> dict[str, list[Run]]:
@@ -182,6 +151,7 @@ def campaign_detail(
                 "starts": starts if starts != due else None,
                 "size": size,
                 "problem": problem,
+                "untracked": untracked_note(session, blueprint, step.name),
                 "subject": shown_subject(blueprint, step.name),
             }
         )
@@ -397,6 +367,7 @@ def _launch_page(
         step=step,
         size=size,
         problem=problem,
+        untracked=untracked_note(session, blueprint, step),
         existing=existing,
         due=blueprint.due_at(step),
         scheduled=session.exec(

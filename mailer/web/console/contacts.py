@@ -330,8 +330,7 @@ def contact_export(session: Session, contact: Contact) -> dict[str, Any]:
         "library": library.model_dump(mode="json") if library else None,
         "legal_basis_records": [b.model_dump(mode="json") for b in ctx["bases"]],
         "tracking_consent_records": [
-            {**asdict(r), "recorded_at": r.recorded_at.isoformat()}
-            for r in ctx["tracking_history"]
+            {**asdict(r), "recorded_at": r.recorded_at.isoformat()} for r in ctx["tracking_history"]
         ],
         "topic_opt_outs": sorted(ctx["opted_out"]),
         "tags": list(ctx["tags"]),

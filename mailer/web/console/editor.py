@@ -33,8 +33,8 @@ from mailer.compose.starters import STARTERS
 from mailer.models import Contact, Library, Run, SavedSegment
 from mailer.settings import get_settings
 from mailer.web.console.admin import neutralise_tracking
+from mailer.web.console.audience import audience, audience_contacts
 from mailer.web.console.auth import DB, DBEngine, Editor, Reader
-from mailer.web.console.campaigns import audience, audience_contacts
 from mailer.web.console.editor_form import (
     apply_operation,
     draft_to_form,
