@@ -8,7 +8,9 @@ recruitment launch then falls two to nine days ago, its reminders lie ahead, and
 campaigns come later. The recruitment launch is then played as a past run through the real
 write paths: delivery's launch, the outbox's claims and sent marks at past times, and
 events/record.py for opens and clicks of people and machines, a few joins, a hard bounce and an
-unsubscribe. Finally the steps are scheduled, and the run is linked as the launch step's run.
+unsubscribe. A few contacts answered the tracking question before it (some yes, some no), so
+the contact pages and the results show tracking consent. Finally the steps are scheduled, and
+the run is linked as the launch step's run.
 
 Safe to run again: all of it happens only while the recruitment campaign has no launch run,
 and the schedule is moved only once (a revision by the demo's author exists).
@@ -24,13 +26,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from mailer.audience import tracking_consent as consent
 from mailer.audience.membership import record_join
 from mailer.compose import store
 from mailer.compose.campaigns import load_blueprint
 from mailer.delivery import outbox as ob
 from mailer.delivery import runs
 from mailer.events import record
-from mailer.models import Contact, EventKind, Library, OutboxMessage, Run
+from mailer.models import (
+    Contact,
+    ContactStatus,
+    EventKind,
+    Library,
+    OutboxMessage,
+    Run,
+    TrackingConsent,
+)
 from mailer.scheduling.sync import sync_blueprints
 
 DEMO_AUTHOR = "ukázková data"
@@ -56,6 +67,7 @@ class DemoReport:
     launched_at: datetime | None = None
     sent: int = 0
     joined: int = 0
+    tracking_answers: int = 0
 
 
 def demo_shift(send_at: datetime, now: datetime) -> timedelta:
@@ -128,10 +140,40 @@ def _move_schedule(engine: Engine, now: datetime, report: DemoReport) -> None:
 def _play_recruitment(engine: Engine, report: DemoReport) -> None:
     blueprint = load_blueprint(RECRUITMENT)
     launched_at = blueprint.send_at
+    report.tracking_answers = _answer_tracking(engine, launched_at)
     launched = runs.launch(engine, blueprint, "launch", actor=DEMO_AUTHOR, now=launched_at)
     report.run_id, report.launched_at = launched.run_id, launched_at
     report.sent = _send_in_the_past(engine, launched.run_id, launched_at)
     _react(engine, launched.run_id, launched_at, report)
+
+
+def _answer_tracking(engine: Engine, before: datetime) -> int:
+    """Some contacts answered the tracking question in the days before the launch: about one
+    in 40 said yes on the sign-up form, one in 60 said no on their preferences page."""
+    answered = 0
+    with Session(engine) as session:
+        contacts = session.exec(
+            select(Contact).where(Contact.status == ContactStatus.ACTIVE).order_by(col(Contact.id))
+        ).all()
+        for index, contact in enumerate(contacts):
+            if index % 40 == 5:
+                value, source = TrackingConsent.GRANTED.value, consent.SOURCE_SUBSCRIBE
+            elif index % 60 == 11:
+                value, source = TrackingConsent.DENIED.value, consent.SOURCE_PREFERENCES
+            else:
+                continue
+            consent.record_consent(
+                session,
+                contact,
+                value,
+                source=source,
+                wording=consent.wording(value),
+                ip="192.0.2." + str(index % 250 + 1),  # a documentation address (RFC 5737)
+                now=before - timedelta(days=index % 5 + 1),
+            )
+            answered += 1
+        session.commit()
+    return answered
 
 
 def _send_in_the_past(engine: Engine, run_id: int, launched_at: datetime) -> int:

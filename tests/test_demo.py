@@ -19,7 +19,7 @@ from mailer.compose import store
 from mailer.compose.campaigns import load_blueprint
 from mailer.demo import DEMO_AUTHOR, RECRUITMENT, demo_shift, prepare_demo, shift_text
 from mailer.events.stats import run_stats
-from mailer.models import Event, EventKind, Library, Run
+from mailer.models import Contact, Event, EventKind, Library, Run, TrackingConsentRecord
 from mailer.scheduling.clock import ManualClock
 from mailer.scheduling.overview import schedule_overview
 from mailer.scheduling.steps import tick
@@ -78,6 +78,12 @@ def test_it_sets_up_a_coherent_demo_on_any_date(engine: Engine, today: datetime)
     assert stats.machine_clicks > 0
     assert stats.hard_bounces == 1 and stats.unsubscribes == 1
     assert stats.joined_libraries == first.joined == 3
+    # Some contacts answered the tracking question, each answer with its evidence.
+    with Session(engine) as session:
+        consents = [c.tracking_consent for c in session.exec(select(Contact))]
+        evidence = session.exec(select(TrackingConsentRecord)).all()
+    assert consents.count("granted") > 5 and consents.count("denied") > 5
+    assert len(evidence) == first.tracking_answers == len(consents) - consents.count("unknown")
 
     # The schedule: nothing missed, late or failed; the launch is linked to the past run; every
     # other step lies ahead, the first reminder ten days after the real launch.

@@ -105,3 +105,8 @@ def demo() -> None:
             f"{messages}, do SDRUK od té doby vstoupily {story.joined} {joined}. Výsledky "
             f"najdete v konzoli u rozesílky {story.run_id}, připomínky v sdruk schedule."
         )
+        if story.tracking_answers:
+            console.print(
+                "Odpovědi kontaktů na otázku, zda smíme sledovat otevření a kliknutí: "
+                f"{story.tracking_answers} (ano i ne); vidíte je v detailu kontaktu."
+            )
