@@ -8,7 +8,9 @@ Each check says ok, warning or error, with a Czech explanation of what to fix an
 - the From domains align with DKIM's d=, and the published DKIM, SPF and DMARC records match
   (dnspython; "nelze ověřit" when the DNS cannot be asked, e.g. offline);
 - the relay accepts the login, tried with one connection (a locked account costs more than a
-  slow check).
+  slow check);
+- which contacts are tracked individually (TRACKING_WITHOUT_CONSENT): information, never a
+  fault, so staff can see which reading of the CNIL recommendation the deployment follows.
 
 DNS lookups go through a `Lookup` function so tests (and an offline machine) can supply their
 own. Organisational domains are taken as the last two labels (right for .cz and .com; a
@@ -235,6 +237,23 @@ def check_trusted_proxies(settings: Any) -> Check:
     )
 
 
+def check_tracking(settings: Any) -> Check:
+    """Who gets the open pixel and personal links (mailer.compose.consent): always ok."""
+    title = "Sledování otevření a kliknutí (TRACKING_WITHOUT_CONSENT)"
+    if settings.tracking_without_consent == "anonymous":
+        detail = (
+            "anonymous: jednotlivě sledujeme jen kontakty, které se sledováním souhlasily; "
+            "ostatní dostávají zprávy bez sledovacího obrázku a s anonymními odkazy."
+        )
+    else:
+        detail = (
+            "individual: jednotlivě sledujeme všechny kontakty kromě těch, které sledování "
+            "odmítly (oprávněný zájem); přísnější výklad doporučení CNIL je "
+            "TRACKING_WITHOUT_CONSENT=anonymous."
+        )
+    return Check("tracking", title, Level.OK, detail)
+
+
 def from_domains(settings: Any, campaign_from: Iterable[str] = ()) -> list[str]:
     addresses = [str(settings.sender_email), *campaign_from]
     return sorted({a.rpartition("@")[2].lower() for a in addresses if "@" in a})
@@ -434,6 +453,7 @@ def run_doctor(
         check_trusted_proxies(settings),
         keys_check,
         check_alignment(settings, domains),
+        check_tracking(settings),
     ]
     if network:
         ask = _once_offline(lookup or dns_lookup)

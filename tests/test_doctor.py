@@ -362,3 +362,12 @@ def test_it_shows_which_proxies_are_trusted_and_flags_what_is_not_an_address(
     assert two.level is Level.OK and "127.0.0.1, 10.0.0.0/8" in two.detail
     wrong = proxies("10.0.0.0/8, proxy-na-kraji")
     assert wrong.level is Level.WARNING and "Neplatné položky: proxy-na-kraji" in wrong.detail
+
+
+@pytest.mark.parametrize("policy", ["individual", "anonymous"])
+def test_it_says_who_is_tracked_individually(key_file: Path, policy: str) -> None:
+    settings = ready_settings(key_file, TRACKING_WITHOUT_CONSENT=policy)
+    checks = run_doctor(settings, network=False)
+    (tracking,) = [c for c in checks if c.key == "tracking"]
+    assert tracking.level is Level.OK
+    assert tracking.detail.startswith(f"{policy}:")
