@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.audience.contacts import BasisChoice, import_contacts
-from mailer.models import Contact, LegalBasisRecord, Library
+from mailer.models import Contact, LegalBasisRecord, Library, TrackingConsentRecord
 
 DIRECTORY = "\n".join(
     [
@@ -254,3 +254,38 @@ def test_the_command_line_warns_and_takes_a_basis_for_the_whole_file(
     contact = _contact(get_engine(), "pujcovna@knihovna-oslavany.example")
     [record] = _records(get_engine(), contact.id)
     assert record.recorded_by and record.recorded_by.startswith("příkazová řádka")
+
+
+def test_it_takes_an_optional_tracking_column_and_keeps_its_evidence(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "sledovani.csv"
+    path.write_text(
+        "email;jmeno;sledovani\n"
+        "ano@knihovna.cz;Jana;ano\n"
+        "ne@knihovna.cz;Petr;ne\n"
+        "prazdne@knihovna.cz;Eva;\n",
+        encoding="utf-8",
+    )
+    import_contacts(engine, path, actor="import@sdruk.example")
+    path.write_text("email;sledovani\nano@knihovna.cz;\nprazdne@knihovna.cz;odmítla\n", "utf-8")
+    second = import_contacts(engine, path, actor="import@sdruk.example")
+    assert second.unchanged == 1 and second.updated == 1  # an empty cell keeps the answer
+    with Session(engine) as session:
+        consent = {c.email: c.tracking_consent for c in session.exec(select(Contact))}
+        records = session.exec(select(TrackingConsentRecord)).all()
+    assert consent == {
+        "ano@knihovna.cz": "granted",
+        "ne@knihovna.cz": "denied",
+        "prazdne@knihovna.cz": "denied",
+    }
+    assert sorted((r.value, r.source, r.recorded_by) for r in records) == [
+        ("denied", "import", "import@sdruk.example"),
+        ("denied", "import", "import@sdruk.example"),
+        ("granted", "import", "import@sdruk.example"),
+    ]
+    assert all(r.wording and r.wording.startswith("import sledovani.csv:") for r in records)
+    path.write_text("email;sledovani\nkdo@knihovna.cz;možná\n", "utf-8")
+    refused = import_contacts(engine, path)
+    assert [r.column for r in refused.rejected] == ["sledovani"]
+    assert "ano, ne, nevím" in refused.rejected[0].reason

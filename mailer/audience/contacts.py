@@ -39,6 +39,7 @@ from mailer.audience.rows import (
     parse_rows,
 )
 from mailer.audience.suppression import address_hash, is_suppressed, suppress
+from mailer.audience.tracking_consent import SOURCE_IMPORT
 from mailer.csvfiles import ImportFileError, decode_csv_bytes, sniff_dialect
 from mailer.models import (
     Contact,
@@ -48,6 +49,8 @@ from mailer.models import (
     LegalBasisRecord,
     Suppression,
     Tag,
+    TrackingConsent,
+    TrackingConsentRecord,
     utcnow,
 )
 
@@ -81,6 +84,7 @@ TAGS: sa.Table = Tag.__table__  # type: ignore[attr-defined]
 CONTACT_TAGS: sa.Table = ContactTag.__table__  # type: ignore[attr-defined]
 SUPPRESSIONS: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
 BASIS_RECORDS: sa.Table = LegalBasisRecord.__table__  # type: ignore[attr-defined]
+CONSENT_RECORDS: sa.Table = TrackingConsentRecord.__table__  # type: ignore[attr-defined]
 
 BASIS_LABELS = {
     LegalBasis.LEGITIMATE_INTEREST.value: "oprávněný zájem",
@@ -241,6 +245,7 @@ def import_contact_bytes(
                     CONTACTS.c.library_id,
                     CONTACTS.c.status,
                     CONTACTS.c.legal_basis,
+                    CONTACTS.c.tracking_consent,
                 )
             ).mappings()
         }
@@ -332,7 +337,15 @@ def _write_tags(conn: Connection, new_tags: Sequence[str], tag_ids: dict[str, in
         tag_ids.update({row[0]: row[1] for row in conn.execute(query)})
 
 
-_FIELDS = ("first_name", "last_name", "role", "gender", "salutation", "library_id")
+_FIELDS = (
+    "first_name",
+    "last_name",
+    "role",
+    "gender",
+    "salutation",
+    "library_id",
+    "tracking_consent",
+)
 
 
 @dataclass
@@ -374,6 +387,8 @@ class _ChunkWriter:
         new_suppressions: dict[str, str] = {}
         tag_links: list[dict[str, int]] = []
         pending_tags: list[tuple[_Merged, list[int]]] = []
+        # (row, value) whose tracking consent the file sets or changes: evidence to keep.
+        consent_lines: list[tuple[_Merged, str]] = []
 
         for item, lib in chunk:
             v = item.values
@@ -392,6 +407,14 @@ class _ChunkWriter:
                 or (old["gender"] if old else None)
                 or infer_gender(new["role"], new["first_name"], new["last_name"])
             )
+            # The optional tracking column: an empty cell keeps what is stored.
+            new["tracking_consent"] = v.get("tracking_consent") or (
+                old["tracking_consent"] if old else TrackingConsent.UNKNOWN.value
+            )
+            if new["tracking_consent"] != (old["tracking_consent"] if old else None) and (
+                old is not None or v.get("tracking_consent")
+            ):
+                consent_lines.append((item, new["tracking_consent"]))
             basis = v["legal_basis"] or (old["legal_basis"] if old else None)
             chosen = basis is None and self.basis_choice is not None
             if chosen:
@@ -500,6 +523,21 @@ class _ChunkWriter:
                 _update_contacts(conn, updates)
             if basis_records:
                 conn.execute(sa.insert(BASIS_RECORDS), basis_records)
+            if consent_lines:
+                conn.execute(
+                    sa.insert(CONSENT_RECORDS),
+                    [
+                        {
+                            "contact_id": existing[item.email]["id"],
+                            "value": value,
+                            "source": SOURCE_IMPORT,
+                            "wording": _basis_source(self.file_name, item.line),
+                            "recorded_by": self.actor,
+                            "recorded_at": now,
+                        }
+                        for item, value in consent_lines
+                    ],
+                )
             if tag_links:
                 conn.execute(sa.insert(CONTACT_TAGS), tag_links)
             if new_suppressions:

@@ -45,6 +45,7 @@ COLUMN_LABELS = {
     "tags": "štítky",
     "gender": "pohlaví",
     "salutation": "oslovení",
+    "tracking_consent": "sledování",
 }
 
 
@@ -95,6 +96,9 @@ HEADER_ALIASES: dict[str, str] = {
     **dict.fromkeys(["stitky", "stitek", "tags", "tag"], "tags"),
     **dict.fromkeys(["pohlavi", "gender"], "gender"),
     **dict.fromkeys(["osloveni", "salutation"], "salutation"),
+    **dict.fromkeys(
+        ["sledovani", "tracking", "trackingconsent", "souhlassesledovanim"], "tracking_consent"
+    ),
 }
 
 _LIBRARY_TYPES: dict[str, str] = {fold(t.value): t.value for t in LibraryType}
@@ -129,6 +133,12 @@ _STATUSES = {
 _GENDERS = {
     **dict.fromkeys(["f", "z", "zena", "female", "woman"], "f"),
     **dict.fromkeys(["m", "muz", "male", "man"], "m"),
+}
+# Tracking consent (TrackingConsent) as staff write it.
+_CONSENTS = {
+    **dict.fromkeys(["granted", "ano", "a", "yes", "souhlasi", "povoleno"], "granted"),
+    **dict.fromkeys(["denied", "ne", "n", "no", "odmitl", "odmitla", "odmitnuto"], "denied"),
+    **dict.fromkeys(["unknown", "nevim", "nevi", "nezname", "neuvedeno"], "unknown"),
 }
 _MAX_LEN = {
     "first_name": 120,
@@ -233,6 +243,7 @@ _CHOICES: list[tuple[str, dict[str, Any], str]] = [
     ("legal_basis", _BASES, "oprávněný zájem, souhlas"),
     ("status", _STATUSES, "aktivní, odhlášen, nedoručitelný, stížnost"),
     ("gender", _GENDERS, "ž, m"),
+    ("tracking_consent", _CONSENTS, "ano, ne, nevím"),
 ]
 
 
