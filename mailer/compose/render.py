@@ -931,10 +931,11 @@ class Composer:
 
     def _untracked_links(self) -> dict[str, str]:
         if self._untracked is None:
-            base, sign = self.base_url, self._sign
+            base, sign, link = self.base_url, self._sign, self._link
+            # Safe links, like the personal ones: the encoders pass them through unexamined.
             self._untracked = _link_values(
                 [
-                    f"{base}/c/{sign(Purpose.CLICK_ANONYMOUS, self.run_id, i)}"
+                    link(f"{base}/c/{sign(Purpose.CLICK_ANONYMOUS, self.run_id, i)}")
                     for i in range(len(self.links))
                 ]
             )
