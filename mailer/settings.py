@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # ?limits=…; SMTP_URL's per_second, per_minute, per_hour, per_day, domain_concurrency
     # override single values.
     send_limits: str = Field(default="", alias="SEND_LIMITS")
+    # Processes that compose and DKIM-sign messages ahead of each send worker's loop
+    # (mailer.delivery.compose_pool); 0 composes in the worker itself.
+    send_compose_processes: int = Field(default=1, ge=0, le=64, alias="SEND_COMPOSE_PROCESSES")
     base_url: str = Field(default="http://127.0.0.1:8000", alias="BASE_URL")
     secret_key: str = Field(default="", alias="SECRET_KEY")
     # Keys retired by rotation: tokens signed with them still verify.

@@ -31,13 +31,16 @@ KILLS = 3
 RECIPIENTS = 1200
 
 
-def _worker(database_url: str, data_dir: Path, smtp_url: str) -> subprocess.Popen[bytes]:
+def _worker(
+    database_url: str, data_dir: Path, smtp_url: str, compose_processes: int = 0
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "SDRUK_DATA_DIR": str(data_dir),
         "SECRET_KEY": "test-secret-key",
         "SMTP_URL": smtp_url,
+        "SEND_COMPOSE_PROCESSES": str(compose_processes),
     }
     command = [
         sys.executable, "-c", "from mailer.cli import main; main()",
@@ -47,8 +50,43 @@ def _worker(database_url: str, data_dir: Path, smtp_url: str) -> subprocess.Pope
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_it_loses_nothing_when_a_worker_is_killed_mid_send(
     engine: Engine, configured: str, smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    _kill_and_finish(engine, configured, smtp_server, tmp_path, compose_processes=0)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_it_loses_nothing_when_a_worker_composing_in_a_pool_is_killed(
+    engine: Engine, configured: str, smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    """The same with compose processes (mailer.delivery.compose_pool): the guarantee is the
+    same, and the pool processes of a killed worker exit by themselves."""
+    _kill_and_finish(engine, configured, smtp_server, tmp_path, compose_processes=1)
+
+
+def _kill_and_finish(
+    engine: Engine,
+    configured: str,
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+    *,
+    compose_processes: int,
 ) -> None:
     add_contacts(engine, RECIPIENTS)
     run_id = launch(engine, blueprint()).run_id
@@ -56,9 +94,10 @@ def test_it_loses_nothing_when_a_worker_is_killed_mid_send(
     rng = random.Random(os.environ.get("CRASH_SEED", "4"))
 
     kills = 0
+    pool_processes: set[int] = set()
     for _ in range(KILLS):
         before = len(smtp_server.messages)
-        worker = _worker(configured, tmp_path / "var", url)
+        worker = _worker(configured, tmp_path / "var", url, compose_processes)
         # Kill at a random moment once it is really sending (not while it starts up).
         deadline = time.monotonic() + 60
         while len(smtp_server.messages) < before + 20 and time.monotonic() < deadline:
@@ -66,14 +105,27 @@ def test_it_loses_nothing_when_a_worker_is_killed_mid_send(
                 break
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.4))
+        if compose_processes:
+            # Its compose processes are up (the pool starts with the first full chunk).
+            while len(_children(worker.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.5, 1.0))
         if worker.poll() is None:
+            pool_processes.update(_children(worker.pid))
             worker.send_signal(signal.SIGKILL)
             kills += 1
         worker.wait(30)
+    # No process of a killed worker lives on (its pool and the resource tracker).
+    until = time.monotonic() + 15
+    while any(_alive(p) for p in pool_processes) and time.monotonic() < until:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pool_processes)
+    if compose_processes:
+        assert pool_processes
     assert kills >= 1, "the worker finished before it could be killed"
     assert len(smtp_server.messages) < RECIPIENTS  # the kills really interrupted the run
 
-    final = _worker(configured, tmp_path / "var", url)
+    final = _worker(configured, tmp_path / "var", url, compose_processes)
     out, errors = final.communicate(timeout=120)
     assert final.returncode == 0, errors.decode()
     summary = json.loads(out)
@@ -92,6 +144,8 @@ def test_it_loses_nothing_when_a_worker_is_killed_mid_send(
     p = progress(engine, run_id)
     assert p.status == "sent" and p.possible_duplicates >= len(duplicated)
     assert summary["reclaimed"] >= 1
+    if compose_processes:
+        assert summary["composed_ahead"] > 0
     print(f"kills={kills} received={sum(received.values())} duplicates={extra} "
           f"flagged={p.possible_duplicates}")  # fmt: skip
 

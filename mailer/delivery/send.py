@@ -45,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
 from mailer.delivery import workers
+from mailer.delivery.compose_pool import IN_PARENT, Built, ComposeAhead, build_error, recipient_of
 from mailer.delivery.transport import NO_REPLY, SendResult, Transport
 from mailer.models import RunStatus, utcnow
 
@@ -104,6 +105,12 @@ class WorkerOptions:
     # A claimed message that waited longer than this in the worker (pacing, per-domain limits)
     # has its contact looked at again right before its SMTP transaction; see Worker._deliver.
     recheck_after_seconds: float = 1.0
+    # Processes that compose and sign messages ahead of the send loop
+    # (mailer.delivery.compose_pool); 0: the loop composes each message itself. None: the
+    # SEND_COMPOSE_PROCESSES setting.
+    compose_processes: int | None = None
+    # Messages handed to a compose process at a time (amortises the hand-over).
+    compose_chunk: int = 50
 
 
 @dataclass
@@ -118,6 +125,8 @@ class Stats:
     reclaimed: int = 0
     # Of the messages this worker sent, how many carried the possible_duplicate flag.
     sent_possible_duplicates: int = 0
+    # Messages composed ahead by the compose processes (the rest were composed in the loop).
+    composed_ahead: int = 0
     paused_runs: dict[int, str] = field(default_factory=dict)
     finished_runs: list[int] = field(default_factory=list)
     # Runs this worker claimed messages of: the runs a drain reports on at its end.
@@ -138,6 +147,7 @@ class Stats:
             "skipped": self.skipped,
             "reclaimed": self.reclaimed,
             "sent_possible_duplicates": self.sent_possible_duplicates,
+            "composed_ahead": self.composed_ahead,
             "paused_runs": {str(k): v for k, v in self.paused_runs.items()},
             "finished_runs": self.finished_runs,
             "runs": sorted(self.touched_runs),
@@ -327,6 +337,16 @@ class Worker:
         self._pauses: dict[int, str] = {}
         self._blocked: dict[int, str] = {}  # run id → status (paused/cancelled) seen
         self._composers: dict[int, Any] = {}
+        self._ahead: ComposeAhead | None = None
+        processes = self.options.compose_processes
+        if processes is None:
+            from mailer.settings import get_settings
+
+            processes = get_settings().send_compose_processes
+        if processes > 0:
+            # Chunks of at most a quarter of a claim, so that a claim feeds every process.
+            chunk = min(self.options.compose_chunk, max(1, self.options.batch_size // 4))
+            self._ahead = ComposeAhead(processes, chunk=chunk, contents=self._content_of)
         self._topics: dict[int, str | None] = {}
         self._errors_in_row: dict[int, int] = {}
         self._wake_recorder = asyncio.Event()
@@ -406,6 +426,11 @@ class Worker:
             self.pacer.stopping = True
             self._job_ready.set()
             await asyncio.gather(*senders, return_exceptions=True)
+            if self._ahead is not None:
+                try:
+                    self._ahead.close()
+                except Exception:
+                    log.exception("Procesy pro sestavování zpráv nelze zastavit")
             # Whatever is still only claimed goes back to the queue, unblamed.
             leftovers = list(self._queue)
             self._queue.clear()
@@ -624,6 +649,8 @@ class Worker:
             self._blocked.pop(message.run_id, None)
         if result.messages:
             self._job_ready.set()
+            if self._ahead is not None:
+                self._ahead.fill(self._queue)
         if result.skipped and self.on_progress:
             self.on_progress(self.stats)
         return len(result.messages) + result.skipped
@@ -638,6 +665,8 @@ class Worker:
                 message = self._queue.popleft()
                 if len(self._queue) < self.transport.concurrency * 2:
                     self._wake_feeder.set()
+                if self._ahead is not None:
+                    self._ahead.fill(self._queue)
                 return message
             self._job_ready.clear()
             self._wake_feeder.set()
@@ -654,6 +683,7 @@ class Worker:
             if message is None:
                 break
             if message.run_id in self._blocked:
+                self._forget(message)
                 self._settle_later(self._blocked_outcome(message))
                 continue
             self._in_flight += 1
@@ -670,6 +700,7 @@ class Worker:
                 recorded = self._record(outcome)
             finally:
                 self._in_flight -= 1
+                self._forget(message)
             if outcome.no_reply and self.options.connect_error_pause:
                 await asyncio.sleep(self.options.connect_error_pause)
         if recorded is not None:
@@ -717,24 +748,11 @@ class Worker:
                     return Outcome(message, REQUEUE)
             if reason is not None:
                 return Outcome(message, SKIPPED, reason)
-            try:
-                from mailer.compose.render import Recipient
-
-                recipient = (
-                    Recipient.from_rows(message.id, message.contact, message.library)
-                    if message.contact is not None
-                    # Transactional mail to an address that is no contact (a sign-up to
-                    # confirm): the neutral salutation.
-                    else Recipient(outbox_id=message.id, email=message.email)
-                )
-                composed = self._composers[message.run_id].message(recipient)
-            except Exception as exc:
+            composed = await self._build(message)
+            if isinstance(composed, str):
                 # A message that cannot be built fails alone, with the reason; a broken
                 # template fails them all and trips the errors-in-a-row pause.
-                log.exception("Zprávu %d nelze sestavit", message.id)
-                return self._count_error(
-                    Outcome(message, FAILED, f"zprávu nelze sestavit: {exc}"[:1000])
-                )
+                return self._count_error(Outcome(message, FAILED, composed))
             result = await self.transport.send(
                 composed.envelope_from,
                 [composed.to],
@@ -745,6 +763,31 @@ class Worker:
         finally:
             await self.pacer.release(place)
         return self._outcome(message, result)
+
+    async def _build(self, message: ob.Claimed) -> Built:
+        """The message's bytes (composed ahead by the pool, or here), or why it cannot be
+        built."""
+        ahead = self._ahead.take(message.id) if self._ahead is not None else None
+        if ahead is not None:
+            built = await ahead
+            if built is not IN_PARENT:
+                self.stats.composed_ahead += 1
+                if isinstance(built, str):
+                    log.error("Zpráva %d: %s", message.id, built)
+                return built
+        try:
+            return self._composers[message.run_id].message(recipient_of(message))
+        except Exception as exc:
+            log.exception("Zprávu %d nelze sestavit", message.id)
+            return build_error(exc)
+
+    def _forget(self, message: ob.Claimed) -> None:
+        if self._ahead is not None:
+            self._ahead.forget(message.id)
+
+    def _content_of(self, run_id: int) -> Any:
+        composer = self._composers.get(run_id)
+        return composer.content if composer is not None else None
 
     async def _recheck(self, message: ob.Claimed) -> str | None:
         """Look at the contact of `message` again, with every queued message that has waited
@@ -764,6 +807,7 @@ class Worker:
                 continue
             if m.id in queued:
                 self._queue.remove(m)
+                self._forget(m)
                 self._settle_later(Outcome(m, SKIPPED, reason))
             else:
                 # Another sender took it from the queue while we asked: it looks here.
