@@ -40,9 +40,7 @@ def _alive(pid: int) -> bool:
 
 
 def _pool_pids(worker: Worker) -> list[int]:
-    ahead = worker._ahead
-    pool = ahead._pool if ahead is not None else None
-    return list((pool._processes or {}).keys()) if pool is not None else []
+    return worker._ahead.pids if worker._ahead is not None else []
 
 
 async def _worker(engine: Engine, server: SMTPServer, **overrides: Any) -> Worker:
@@ -169,8 +167,8 @@ def test_its_pool_processes_die_with_a_killed_worker(tmp_path: Path) -> None:
         "async def main():\n"
         "    ahead = ComposeAhead(2, contents=lambda run_id: None)\n"
         "    ahead.start()\n"
-        "    while len(ahead._pool._processes) < 2: await asyncio.sleep(0.05)\n"
-        "    print(' '.join(map(str, ahead._pool._processes)), flush=True)\n"
+        "    while not ahead.up: await asyncio.sleep(0.05)\n"
+        "    print(' '.join(map(str, ahead.pids)), flush=True)\n"
         "    await asyncio.sleep(600)\n"
         "asyncio.run(main())\n"
     )

@@ -42,10 +42,18 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
+from mailer.compose.render import Composer
 from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
 from mailer.delivery import workers
-from mailer.delivery.compose_pool import IN_PARENT, Built, ComposeAhead, build_error, recipient_of
+from mailer.delivery.compose_pool import (
+    IN_PARENT,
+    Built,
+    ComposeAhead,
+    build_error,
+    make_composer,
+    recipient_of,
+)
 from mailer.delivery.transport import NO_REPLY, SendResult, Transport
 from mailer.models import RunStatus, utcnow
 
@@ -336,7 +344,7 @@ class Worker:
         self._pending: list[Outcome] = []
         self._pauses: dict[int, str] = {}
         self._blocked: dict[int, str] = {}  # run id → status (paused/cancelled) seen
-        self._composers: dict[int, Any] = {}
+        self._composers: dict[int, Composer] = {}
         self._ahead: ComposeAhead | None = None
         processes = self.options.compose_processes
         if processes is None:
@@ -633,7 +641,7 @@ class Worker:
             log.warning("Znovu převzato %d zpráv po pádu jiného pracovníka.", reclaimed)
         for run_id, content in result.contents.items():
             try:
-                self._composers[run_id] = _make_composer(content, run_id)
+                self._composers[run_id] = make_composer(content, run_id)
             except Exception as exc:
                 # Content this code cannot fill (e.g. frozen by another version): nothing of
                 # the run can go out. Pause it for staff; its messages go back unblamed.
@@ -1066,16 +1074,6 @@ def _record_bounces(conn: Connection, bounced: list[Outcome], now: datetime) -> 
         session.flush()
     finally:
         session.close()
-
-
-def _make_composer(content: dict[str, Any], run_id: int) -> Any:
-    from mailer.compose.render import Composer
-
-    composer = Composer(content, run_id)
-    # The message parts and the DKIM key now: a key that cannot sign pauses the run with the
-    # reason instead of failing its messages one by one.
-    composer.shape  # noqa: B018
-    return composer
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
