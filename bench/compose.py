@@ -92,7 +92,7 @@ def build_newsletter(directory: Path, articles: int = 9) -> str:
 
 
 def recipients(count: int) -> list:
-    from mailer.compose.render import Recipient
+    from mailer.compose.composer import Recipient
 
     rnd = random.Random(3)
     people = [
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
 
         get_settings.cache_clear()
         from mailer.compose.campaigns import load_blueprint
-        from mailer.compose.render import Composer, freeze
+        from mailer.compose.composer import Composer
+        from mailer.compose.freeze import freeze
 
         slug = build_newsletter(root / "campaigns")
         started = time.perf_counter()

@@ -111,7 +111,8 @@ def signs_in_process(root: Path, seconds: float = 2.0) -> float:
 def compose_cost(root: Path, slug: str, messages: int = 2000) -> tuple[float, float]:
     """CPU µs per composed message (one core), without and with DKIM, same recipients."""
     from mailer.compose.campaigns import load_blueprint
-    from mailer.compose.render import Composer, Recipient, freeze
+    from mailer.compose.composer import Composer, Recipient
+    from mailer.compose.freeze import freeze
 
     content = freeze(load_blueprint(slug))
     people = [
@@ -251,7 +252,8 @@ def _relaunch(slug: str, recipients: int) -> None:
 
 def _message_size(root: Path, slug: str) -> int:
     from mailer.compose.campaigns import load_blueprint
-    from mailer.compose.render import Composer, Recipient, freeze
+    from mailer.compose.composer import Composer, Recipient
+    from mailer.compose.freeze import freeze
 
     composer = Composer(freeze(load_blueprint(slug)), 1)
     person = Recipient(outbox_id=1, email="ctenar@knihovna.cz", first_name="Jana")

@@ -16,7 +16,7 @@ from mailer import settings as mailer_settings
 from mailer.cli import app
 from mailer.compose import store
 from mailer.compose.campaigns import blueprint_slugs, load_blueprint
-from mailer.compose.render import Composer, Recipient
+from mailer.compose.composer import Composer, Recipient
 from mailer.delivery.runs import launch
 from mailer.models import AuditEntry, Run
 from mailer.scheduling.sync import sync_blueprints

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from mailer.compose.blocks import Media
 from mailer.compose.campaigns import load_blueprint
+from mailer.compose.composer import Composer, Recipient
 from mailer.compose.drafts import (
     BODY_FILE,
     Draft,
@@ -23,8 +24,8 @@ from mailer.compose.drafts import (
     draft_from_files,
     validate_files,
 )
+from mailer.compose.freeze import freeze
 from mailer.compose.media import MAX_UPLOAD_BYTES, ImageRejected, media_map, store_image
-from mailer.compose.render import Composer, Recipient, freeze
 from mailer.compose.starters import STARTERS, event_invitation
 from mailer.compose.store import write_folder
 from mailer.web.app import create_app

@@ -15,8 +15,9 @@ import pytest
 
 from mailer import settings as mailer_settings
 from mailer.compose.campaigns import load_blueprint
+from mailer.compose.composer import Composer, Recipient
 from mailer.compose.consent import individually_tracked
-from mailer.compose.render import Composer, Recipient, freeze
+from mailer.compose.freeze import freeze
 from mailer.tokens import Purpose, Signer
 
 BASE_URL = "https://kampane.sdruk.test"

@@ -19,8 +19,9 @@ import pytest
 
 from mailer import settings as mailer_settings
 from mailer.compose.campaigns import load_blueprint
+from mailer.compose.composer import Composer, Recipient
+from mailer.compose.freeze import freeze
 from mailer.compose.message import InvalidRecipient, qp_encode
-from mailer.compose.render import Composer, Recipient, freeze
 from mailer.tokens import Purpose, Signer
 
 BASE_URL = "https://kampane.sdruk.test"
@@ -366,7 +367,7 @@ def test_it_does_not_sign_without_a_key() -> None:
 
 
 def test_it_makes_the_same_tokens_as_the_signer() -> None:
-    from mailer.compose.render import TokenMaker
+    from mailer.tokens import TokenMaker
 
     maker = TokenMaker(b"test-secret-key")
     reference = signer()

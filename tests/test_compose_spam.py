@@ -16,7 +16,8 @@ import pytest
 
 from mailer import settings as mailer_settings
 from mailer.compose.campaigns import load_blueprints
-from mailer.compose.render import Composer, Recipient, freeze
+from mailer.compose.composer import Composer, Recipient
+from mailer.compose.freeze import freeze
 
 MAX_SCORE = 1.0
 

@@ -26,8 +26,9 @@ from dkim_verifiers import dkimpy_verify, opendkim_unavailable, opendkim_verify
 
 from mailer import settings as mailer_settings
 from mailer.compose.campaigns import load_blueprint
+from mailer.compose.composer import Composer, Recipient
 from mailer.compose.dkim import DKIM_HEADERS, ED25519, DkimKey, DkimSigner, generate_key, load_key
-from mailer.compose.render import Composer, Recipient, freeze
+from mailer.compose.freeze import freeze
 from mailer.settings import Settings
 
 SLUGS = ["join-this-year-2026", "knihovny-soucasnosti-2027", "leadership-workshops-2027"]

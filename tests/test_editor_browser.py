@@ -29,7 +29,7 @@ from mailer.compose import czech, store
 from mailer.compose.accessibility import check_html
 from mailer.compose.campaigns import load_blueprint
 from mailer.compose.check import check_blueprint
-from mailer.compose.render import Recipient
+from mailer.compose.composer import Recipient
 from mailer.delivery.send import WorkerOptions, drain
 from mailer.delivery.transport import transport_from_url
 from mailer.models import AuditEntry, Contact, Library, OutboxMessage, Run, SavedSegment

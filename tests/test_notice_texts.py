@@ -25,8 +25,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from mailer.compose import notice_store
+from mailer.compose.composer import Composer
 from mailer.compose.notice_texts import Wording, check_wording
-from mailer.compose.render import Composer
 from mailer.compose.transactional import freeze_notice
 from mailer.delivery.send import drain
 from mailer.delivery.transactional import enqueue

@@ -146,7 +146,7 @@ def test_it_counts_a_persons_click_on_the_registration_link_and_not_a_scanners(
 
 def test_it_freezes_which_link_is_the_registration(campaigns_dir: Path) -> None:
     from mailer.compose.campaigns import load_blueprint
-    from mailer.compose.render import freeze
+    from mailer.compose.freeze import freeze
 
     content = freeze(load_blueprint(SLUG))
     assert content["links"][content["registration_link"]] == REGISTRATION_URL

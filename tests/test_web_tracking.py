@@ -217,7 +217,7 @@ def test_it_shows_the_web_version_filled_for_its_recipient(
     engine: Engine, client: TestClient
 ) -> None:
     from mailer.compose.campaigns import load_blueprint
-    from mailer.compose.render import freeze
+    from mailer.compose.freeze import freeze
 
     content = freeze(load_blueprint("join-this-year-2026"), "launch")
     world = make_world(engine, content=content, links=content["links"])

@@ -81,7 +81,8 @@ def preview_cmd(
 
     from mailer.compose.campaigns import BlueprintError, load_blueprint
     from mailer.compose.check import check_blueprint
-    from mailer.compose.render import Composer, Recipient, freeze
+    from mailer.compose.composer import Composer, Recipient
+    from mailer.compose.freeze import freeze
     from mailer.db import get_engine
     from mailer.models import Contact, Library
 

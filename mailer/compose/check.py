@@ -476,7 +476,7 @@ def _find_include(include: str, bases: list[Path]) -> Path | None:
 
 
 def _sample_values(blueprint: Blueprint, step: str) -> dict[str, Any]:
-    from mailer.compose.render import campaign_values
+    from mailer.compose.freeze import campaign_values
 
     values = campaign_values(blueprint, step)
     values.update(
@@ -518,7 +518,7 @@ def _render_line(exc: BaseException, filename: str) -> int | None:
 def check_jinja(path: Path, source: str, blueprint: Blueprint | None) -> list[Problem]:
     """Syntax, undeclared names, and a StrictUndefined render with sample values of each step
     (so `event.titel` or `contact.jmeno` fail here, with the line)."""
-    from mailer.compose.render import TEMPLATE_VALUES, make_environment
+    from mailer.compose.freeze import TEMPLATE_VALUES, make_environment
 
     name = str(path)
     env = make_environment(autoescape=True)
@@ -571,7 +571,7 @@ def _render_problem(exc: Exception, step: str, line_text: str, values: dict[str,
 
 def check_text(label: str, source: str, blueprint: Blueprint, step: str) -> list[Problem]:
     """Subject / preheader templates."""
-    from mailer.compose.render import make_environment
+    from mailer.compose.freeze import make_environment
 
     env = make_environment(autoescape=False)
     env.filters.update(checked_filters(env.filters))
@@ -662,7 +662,8 @@ def _check_folder(slug: str, base: Path) -> list[Problem]:
 
 def _trial_render(blueprint: Blueprint) -> list[Problem]:
     """Freeze and fill every step as a sample recipient: what is checked is what is sent."""
-    from mailer.compose.render import Composer, Recipient, freeze
+    from mailer.compose.composer import Composer, Recipient
+    from mailer.compose.freeze import freeze
     from mailer.tokens import Signer
 
     problems = []

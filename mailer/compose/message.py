@@ -28,7 +28,7 @@ __all__ = ["DKIM_HEADERS", "DkimSigner", "MessageShape"]
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-_SAFE_QP_LINE = 75  # a soft break "=" may follow, and RFC 2045 allows 76
+SAFE_QP_LINE = 75  # a soft break "=" may follow, and RFC 2045 allows 76
 
 
 class InvalidRecipient(ValueError):
@@ -43,9 +43,9 @@ def qp_encode(text: str) -> bytes:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
     last = encoded.rfind(b"\n") + 1
-    if len(encoded) - last > _SAFE_QP_LINE:
+    if len(encoded) - last > SAFE_QP_LINE:
         # Break the final line early, never inside an "=XX" escape.
-        cut = last + _SAFE_QP_LINE - 2
+        cut = last + SAFE_QP_LINE - 2
         escape = encoded.rfind(b"=", cut - 2, cut)
         if escape != -1:
             cut = escape
@@ -106,7 +106,7 @@ def _rewrap_dotted(line: bytes) -> list[bytes]:
         size = 3 if body[i] == 0x3D else 1
         token = body[i : i + size]
         i += size
-        if current and len(current) + len(token) > _SAFE_QP_LINE:
+        if current and len(current) + len(token) > SAFE_QP_LINE:
             pieces.append(current + b"=")
             current = b""
         if not current and token == b".":
@@ -120,7 +120,7 @@ def _qp_fast(text: str) -> bytes:
     # Most per-recipient values are short ASCII (links, tokens): quoted-printable leaves
     # them as they are, so skip the encoder.
     if (
-        len(text) <= _SAFE_QP_LINE
+        len(text) <= SAFE_QP_LINE
         and text.isascii()
         and text.isprintable()
         and "=" not in text
@@ -141,7 +141,7 @@ def qp_value(text: str) -> str:
     if not text:
         return ""
     if (
-        len(text) <= _SAFE_QP_LINE
+        len(text) <= SAFE_QP_LINE
         and text.isascii()
         and text.isprintable()
         and "=" not in text

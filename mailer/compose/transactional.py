@@ -14,13 +14,13 @@ from typing import Any
 
 from mjml import mjml2html
 
-from mailer.compose.render import (
+from mailer.compose.freeze import (
     CONTENT_VERSION,
-    _to_json,
     expand_includes,
     html_to_text_template,
     include_loader,
     sender_values,
+    to_json,
 )
 from mailer.models import TRANSACTIONAL_TOPIC
 
@@ -115,6 +115,6 @@ def freeze_notice(notice: Notice) -> dict[str, Any]:
         "list_id": f"{notice.kind}.transakcni.{settings.sender_domain}",
         "feedback_id": f"{notice.kind}:transakcni:transactional:sdruk",
         "ics": notice.ics,
-        "values": _to_json(values),
+        "values": to_json(values),
         "frozen_at": datetime.now(UTC).isoformat(),
     }

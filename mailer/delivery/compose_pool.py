@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from mailer.compose.render import Composer, OutgoingMessage, Recipient
+from mailer.compose.composer import Composer, OutgoingMessage, Recipient
 
 log = logging.getLogger(__name__)
 

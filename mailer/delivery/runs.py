@@ -173,7 +173,7 @@ def launch(
     `keep_window` (launches by hand): outside the campaign's sending window the run waits
     for its next opening (workers claim nothing before `scheduled_for`). `outside_window`:
     staff explicitly chose to send at once, and the window never pauses the run."""
-    from mailer.compose.render import freeze
+    from mailer.compose.freeze import freeze
 
     now = now or utcnow()
     starts_at = window_start(blueprint, now) if keep_window and not outside_window else now

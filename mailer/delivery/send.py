@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
-from mailer.compose.render import Composer
+from mailer.compose.composer import Composer
 from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
 from mailer.delivery import workers

@@ -245,7 +245,7 @@ def outbox_id_from_original(headers: Message | None, signer: Signer | None = Non
     return None
 
 
-# Our Message-IDs: sdruk.<run>.<outbox>[.<run's nonce>]@<sender domain> (see compose.render).
+# Our Message-IDs: sdruk.<run>.<outbox>[.<run's nonce>]@<sender domain> (see compose.composer).
 _OWN_MESSAGE_ID = re.compile(r"<?sdruk\.(\d+)\.(\d+)(?:\.([0-9a-f]+))?@[^>\s]+>?", re.IGNORECASE)
 
 

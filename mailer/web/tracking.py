@@ -162,7 +162,7 @@ async def click(token: str, request: Request) -> Response:
 
 
 def _web_html(request: Request, purpose: Purpose, ident: int) -> str | None:
-    from mailer.compose.render import Composer, Recipient
+    from mailer.compose.composer import Composer, Recipient
 
     with Session(pages.engine_of(request)) as session:
         if purpose == Purpose.WEB_VERSION:

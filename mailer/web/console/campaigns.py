@@ -17,8 +17,9 @@ from sqlmodel import Session, col, select
 
 from mailer.audience.addresses import InvalidAddress, normalize_email
 from mailer.compose.campaigns import BlueprintError, blueprint_slugs, load_blueprint
+from mailer.compose.composer import Composer, Recipient
 from mailer.compose.dkim import DkimKeyError
-from mailer.compose.render import Composer, Recipient, freeze, shown_subject
+from mailer.compose.freeze import freeze, shown_subject
 from mailer.delivery import runs
 from mailer.delivery.readiness import readiness
 from mailer.delivery.transport import transport_from_url

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, delete, select
 from mailer.audience import tracking_consent as consent
 from mailer.audience.membership import MembershipError
 from mailer.audience.suppression import address_hash
-from mailer.compose.render import Recipient
+from mailer.compose.composer import Recipient
 from mailer.models import (
     REGIONS,
     Contact,

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from mailer.compose import store
 from mailer.compose.blocks import BLOCK_TYPES, PLACEHOLDERS
 from mailer.compose.campaigns import SLUG_RE, BlueprintError, blueprint_slugs, load_blueprint
+from mailer.compose.composer import Composer, Recipient
 from mailer.compose.drafts import (
     REMINDER_AUDIENCES,
     Draft,
@@ -27,8 +28,8 @@ from mailer.compose.drafts import (
     settings_toml,
     validate_files,
 )
+from mailer.compose.freeze import freeze, shown_subject
 from mailer.compose.media import library, media_map
-from mailer.compose.render import Composer, Recipient, freeze, shown_subject
 from mailer.compose.starters import STARTERS
 from mailer.models import Contact, Library, Run, SavedSegment
 from mailer.settings import get_settings

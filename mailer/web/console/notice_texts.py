@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailer.compose import notice_store
+from mailer.compose.composer import Composer
 from mailer.compose.notice_texts import (
     Wording,
     WordingError,
@@ -23,7 +24,6 @@ from mailer.compose.notice_texts import (
     join_paragraphs,
     split_paragraphs,
 )
-from mailer.compose.render import Composer
 from mailer.compose.transactional import Notice, freeze_notice
 from mailer.settings import get_settings
 from mailer.signups.notice_kinds import KINDS, NoticeKind

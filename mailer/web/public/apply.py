@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from mailer.compose.render import APPLY_PATH
+from mailer.compose.freeze import APPLY_PATH
 from mailer.db import session_scope
 from mailer.models import LIBRARY_TYPE_LABELS, REGIONS, Contact, Library, OutboxMessage
 from mailer.signups import membership

@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from mailer.compose.campaigns import BlueprintError, load_blueprint
+from mailer.compose.composer import Composer
 from mailer.compose.czech import format_day
-from mailer.compose.render import Composer
 from mailer.models import CAMPAIGN_RUNS, TRANSACTIONAL_CAMPAIGN, Run, RunStatus
 from mailer.web import pages
 from mailer.web.params import RowId

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailer.compose.campaigns import SLUG_RE, Blueprint, BlueprintError, Kind, load_blueprint
 from mailer.compose.czech import format_clock, format_weekday_day
-from mailer.compose.render import REGISTER_PATH
+from mailer.compose.freeze import REGISTER_PATH
 from mailer.db import session_scope
 from mailer.models import Contact, EventRegistration, Library, OutboxMessage, Run
 from mailer.signups import notices, registrations
