@@ -113,12 +113,72 @@ class WordingError(ValueError):
 def _environment() -> SandboxedEnvironment:
     # Sandboxed: staff's text may not reach Python objects; StrictUndefined: a misspelt
     # placeholder fails instead of vanishing from the message.
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         auto_reload=False,
     )
+    env.globals.clear()  # range, lipsum, cycler, joiner, namespace: nothing a text needs
+    return env
+
+
+# What a wording may be made of: placeholders, conditions and a few filters, so a text grows
+# at most linearly with its source. The sandbox keeps a text away from Python objects but not
+# from building a huge text or looping for hours (`'x' * 10**9`, `9**9**9`, nested `range`
+# loops, `center(10**9)`, chained `replace('', …)`, `{% set %}` doubling a variable again and
+# again, recursive macros), which would hang the save and every later message; none of these
+# are needed to word a message, so they are refused before anything renders.
+_ALLOWED_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Const,
+    nodes.Name,
+    nodes.If,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Concat,
+    nodes.Add,
+    nodes.Sub,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Tuple,
+    nodes.List,
+    nodes.Getitem,
+    nodes.Getattr,
+    nodes.Slice,
+    nodes.Filter,
+    nodes.Test,
+)
+_ALLOWED_FILTERS = frozenset(
+    {"capitalize", "d", "default", "first", "last", "length", "lower", "string", "title"}
+    | {"trim", "upper", "striptags", "wordcount", "count"}
+)
+
+
+def _allowed_filter(node: nodes.Filter) -> bool:
+    # Only `default` takes an argument (the fallback text); widths and counts could grow a text.
+    arguments = 1 if node.name in {"d", "default"} else 0
+    return (
+        node.name in _ALLOWED_FILTERS
+        and len(node.args) <= arguments
+        and not (node.kwargs or node.dyn_args or node.dyn_kwargs)
+    )
+
+
+def _forbidden(parsed: nodes.Template) -> nodes.Node | None:
+    """The first construct in `parsed` that a wording may not use, or None."""
+    for node in parsed.find_all(nodes.Node):
+        if not isinstance(node, _ALLOWED_NODES):
+            return node
+        if isinstance(node, nodes.Filter) and not _allowed_filter(node):
+            return node
+    return None
 
 
 _ENV = _environment()
@@ -162,6 +222,9 @@ def _render_field(source: str, values: Mapping[str, Any], field: str, position: 
         parsed = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise problem(exc.lineno, _syntax_message(exc)) from exc
+    forbidden = _forbidden(parsed)
+    if forbidden is not None:
+        raise problem(forbidden.lineno, "tato operace není v textu povolená")
     unknown = meta.find_undeclared_variables(parsed) - set(values)
     if unknown:
         first = min(
