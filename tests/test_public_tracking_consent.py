@@ -117,3 +117,22 @@ def test_the_preferences_page_sets_the_consent_and_keeps_each_answer(
         ("granted", "stránka nastavení"),
     ]
     assert all(r.ip and r.wording and QUESTION in r.wording for r in records)
+
+
+def test_the_confirmation_page_shows_the_tracking_answer_it_confirms(
+    engine: Engine, client: TestClient
+) -> None:
+    """Anyone can type an address into the sign-up form and answer the question for it; the
+    answer is recorded only when the address's owner confirms, so the page they confirm on
+    must say what they confirm: the question and the answer given on the form."""
+    submit(client, "/odber", _signup("cizi@example.cz", tracking="granted"))
+    with Session(engine) as session:
+        content = session.exec(
+            select(Run.content)
+            .join(OutboxMessage, col(OutboxMessage.run_id) == col(Run.id))
+            .where(Run.campaign == TRANSACTIONAL_CAMPAIGN)
+        ).one()
+    path = content["values"]["message"]["button_url"].split("kampane.sdruk.test", 1)[1]
+    page = client.get(path)
+    assert page.status_code == 200
+    assert QUESTION in page.text and "Ano, smíte" in page.text

@@ -135,7 +135,15 @@ async def confirm_page(token: str, request: Request) -> HTMLResponse:
         raise pages.not_found()
     if pending.confirmed_at is not None:
         return common.message_page(request, "confirmed")
-    context = {"token": token, "email": pending.email}
+    # Anyone may have typed this address and answered the tracking question for it: the
+    # owner confirms the answer too, so the page says what it is.
+    answer = consent.ANSWERS.get(pending.tracking_consent or "")
+    context = {
+        "token": token,
+        "email": pending.email,
+        "tracking_question": consent.QUESTION,
+        "tracking_answer": answer,
+    }
     return common.csrf_page(request, "public/subscribe_confirm.html", context)
 
 
