@@ -211,3 +211,22 @@ def test_the_client_behind_a_trusted_proxy_is_its_forwarded_address(
             select(SubscriptionRequest.ip).order_by(col(SubscriptionRequest.id).desc())
         ).first()
     assert last == "203.0.113.50"
+
+
+def test_one_ipv6_network_is_one_client_however_it_spells_its_addresses(
+    engine: Engine, tight: Limit
+) -> None:
+    """A home or office line gets a whole /64; its device picks any address in it, so a limit
+    per exact IPv6 address is no limit. The /64 counts as one client, and an IPv4 address
+    written as IPv4-mapped IPv6 is that IPv4 address."""
+    statuses = []
+    for i, peer in enumerate(("2001:db8:5:7::1", "2001:db8:5:7::2", "2001:db8:5:7:ab:cd:ef:1")):
+        with _client(engine, peer) as client:
+            statuses.append(submit(client, "/odber", _signup(f"v6-{i}@example.cz")).status_code)
+    assert statuses == [200, 200, 429]
+    with _client(engine, "2001:db8:5:8::1") as neighbour:
+        assert submit(neighbour, "/odber", _signup("v6-soused@example.cz")).status_code == 200
+    with _client(engine, "198.51.100.20") as client:
+        assert _flood(client, 2) == [200, 200]
+    with _client(engine, "::ffff:198.51.100.20") as mapped:
+        assert submit(mapped, "/odber", _signup("mapped@example.cz")).status_code == 429
