@@ -230,3 +230,26 @@ def test_one_ipv6_network_is_one_client_however_it_spells_its_addresses(
         assert _flood(client, 2) == [200, 200]
     with _client(engine, "::ffff:198.51.100.20") as mapped:
         assert submit(mapped, "/odber", _signup("mapped@example.cz")).status_code == 429
+
+
+def test_a_wildcard_in_trusted_proxies_trusts_nobody(
+    engine: Engine, tight: Limit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn reads "*" as "every peer is a proxy, the client is the left-most entry", which
+    lets any client write its own address; `sdruk doctor` calls it not an address, and the
+    app ignores it like any entry that is not one."""
+    monkeypatch.setenv("TRUSTED_PROXIES", "*")
+    mailer_settings.get_settings.cache_clear()
+    with _client(engine, "203.0.113.60") as client:
+        statuses = [
+            submit(
+                client,
+                "/odber",
+                _signup(f"hvezda{i}@example.cz"),
+                **{"X-Forwarded-For": f"192.0.2.{i}"},
+            ).status_code
+            for i in range(3)
+        ]
+    assert statuses == [200, 200, 429]
+    with Session(engine) as session:
+        assert set(session.exec(select(SubscriptionRequest.ip))) == {"203.0.113.60"}

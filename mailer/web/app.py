@@ -6,6 +6,7 @@ default). Its lifespan starts the event writer and, on a clean shutdown, drains 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,14 @@ def _include_console(app: FastAPI) -> None:
     from mailer.web.console import router
 
     app.include_router(router)
+
+
+def _is_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def create_app(*, engine: Engine | None = None) -> FastAPI:
@@ -75,7 +84,9 @@ def create_app(*, engine: Engine | None = None) -> FastAPI:
     # instead (and X-Forwarded-Proto believed). Done here rather than by the server, so the
     # rule holds however the app is served, and without a configured proxy nobody can pick
     # their own address for the rate limits, the sign-in throttle or the event log.
-    proxies = settings.trusted_proxy_list()
+    # Only addresses and networks: uvicorn would read "*" as "trust every peer and take the
+    # left-most entry", which the client writes (`sdruk doctor` flags such entries).
+    proxies = [entry for entry in settings.trusted_proxy_list() if _is_network(entry)]
     if proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.add_exception_handler(StarletteHTTPException, pages.http_error_page)
