@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 from console_support import add_user, load_contacts, sign_in
 from fastapi.testclient import TestClient
-from public_support import client_for, submit
+from public_support import client_for, protection, submit
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -230,3 +230,33 @@ def test_a_campaign_link_prefills_and_other_links_are_refused(
     assert client.get(f"{PAGE}/{apply_token}").status_code == 404
     assert client.get("/registrace/join-this-year-2026").status_code == 404
     assert client.get("/registrace/..%2F..%2Fetc").status_code == 404
+
+
+def test_a_campaign_link_counts_only_for_its_own_event(
+    engine: Engine, client: TestClient, campaigns: Path
+) -> None:
+    """A signed link of one event's message posted to another event's page would credit that
+    message's run (and its recipient's contact) with a registration it did not bring; it is
+    refused as the page behind it is, and nothing is stored."""
+    from mailer.delivery.runs import launch
+
+    other = "knihovny-soucasnosti-2027"
+    shutil.copytree(ROOT / "campaigns" / other, campaigns / other)
+    run_id = launch(engine, load_blueprint(SLUG)).run_id
+    with Session(engine) as session:
+        outbox_id = session.exec(
+            select(OutboxMessage.id).where(
+                OutboxMessage.run_id == run_id,
+                OutboxMessage.email == "reditel@knihovna-kladno.example",
+            )
+        ).one()
+    token = default_signer().sign(Purpose.REGISTER, outbox_id)
+    assert client.get(f"/registrace/{other}/{token}").status_code == 404
+    page = client.get(f"/registrace/{other}")
+    answer = client.post(
+        f"/registrace/{other}/{token}",
+        data={**protection(page.text), **_person("reditel@knihovna-kladno.example", "0")},
+    )
+    assert answer.status_code == 404
+    with Session(engine) as session:
+        assert session.exec(select(EventRegistration)).all() == []

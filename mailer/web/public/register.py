@@ -237,9 +237,21 @@ def _store(
         return "closed"
 
 
+def _message_of_event(request: Request, blueprint: Blueprint, outbox_id: int) -> bool:
+    with session_scope(pages.engine_of(request)) as session:
+        message = session.get(OutboxMessage, outbox_id)
+        run = session.get(Run, message.run_id) if message else None
+        return run is not None and run.campaign == blueprint.slug
+
+
 async def _submit(request: Request, slug: str, token: str | None) -> HTMLResponse:
     blueprint = await run_in_threadpool(_event, slug)
     outbox_id = _outbox_of(request, token)
+    # Another event's link would credit its run with this registration; its page is a 404 too.
+    if outbox_id is not None and not await run_in_threadpool(
+        _message_of_event, request, blueprint, outbox_id
+    ):
+        raise pages.not_found()
     form = await common.read_protected_form(request)
     if isinstance(form, HTMLResponse):
         return form
