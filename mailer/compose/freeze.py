@@ -60,8 +60,6 @@ TEMPLATE_FILTERS: dict[str, Callable[..., str]] = {
     "cas": czech.format_clock,
     "datum_cas": czech.format_moment,
 }
-# Per-recipient names: a link that uses one cannot be resolved at freeze time.
-_RECIPIENT_VALUES = ("salutation", "contact", "library", "links", "subject", "preheader")
 _HREF_RE = re.compile(r'href="([^"]*)"')
 _MD_LINK_RE = re.compile(r"\[([^\]\n]*)\]\((\{\{[^}]*\}\}|[^)\s]*)\)")
 _STATEMENT_LINE_RE = re.compile(r"^\{%-?[^%]*-?%\}$")
