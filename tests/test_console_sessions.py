@@ -287,3 +287,15 @@ def test_it_forgets_old_sessions_and_stale_counters_at_sign_in(users: Engine) ->
         left = session.exec(select(SignInThrottle)).all()
     # Only the pair that signed in is remembered.
     assert [(r.account, r.address) for r in left] == [(ADMIN, "203.0.113.5")]
+
+
+def test_it_counts_an_ipv6_network_as_one_address(users: Engine) -> None:
+    """One line gets a whole /64 and picks any address in it: guessing a password from a new
+    address each time is still guessing from one place."""
+    for i in range(8):
+        with _client(users, f"2001:db8:66:1::{i + 1:x}") as attacker:
+            assert _attempt(attacker, ADMIN, "hadam-heslo") == 401
+    with _client(users, "2001:db8:66:1::ff") as attacker:
+        assert _attempt(attacker, ADMIN, PASSWORD) == 401
+    with _client(users, "2001:db8:66:2::1") as elsewhere:
+        assert _attempt(elsewhere, ADMIN, PASSWORD) == 303

@@ -3,6 +3,7 @@ turning a token into the message and contact it stands for (or a 404 that change
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,3 +152,18 @@ def client_ip(request: Request) -> str | None:
     # it hold 64 characters (an IPv6 address with a zone fits), so a proxy passing on junk
     # cannot make a form fail.
     return request.client.host[:64] if request.client else None
+
+
+def client_network(address: str | None) -> str:
+    """Who a per-client limit counts: an IPv4 address (also when written IPv4-mapped), or an
+    IPv6 address's /64, since one line gets a whole /64 and its devices pick any address in
+    it. Anything else (no peer, a test client's name) counts as itself."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from mailer.models import SignInThrottle, utcnow
+from mailer.web.pages import client_network
 
 ANYWHERE = ""  # the address of the account-wide counter
 ANY_ACCOUNT = ""  # the account of the address-wide counter
@@ -46,7 +47,8 @@ ADDRESS = Rule(free=30, base=timedelta(seconds=30), cap=timedelta(minutes=15))
 
 
 def _key(account: str, address: str) -> tuple[str, str]:
-    return account.strip().lower()[:320], (address or "neznámá")[:64]
+    # An IPv6 client counts by its /64, as the public forms' limits count it.
+    return account.strip().lower()[:320], (client_network(address) if address else "neznámá")[:64]
 
 
 def _row(session: Session, account: str, address: str) -> SignInThrottle:

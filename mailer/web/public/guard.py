@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -125,24 +124,9 @@ PER_IP = Limit(20, 600)  # a library's shared address sends a few forms, not doz
 PER_ADDRESS = Limit(3, 3600)  # the same e-mail address: a retry or two, no flood
 
 
-def client_network(address: str | None) -> str:
-    """Who a per-client limit counts: an IPv4 address (also when written IPv4-mapped), or an
-    IPv6 address's /64, since one line gets a whole /64 and its devices pick any address in
-    it. Anything else (no peer, a test client's name) counts as itself."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return address or "unknown"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
 def _throttled(request: Request, family: str, email: str | None) -> bool:
     engine = pages.engine_of(request)
-    ip = client_network(pages.client_ip(request))
+    ip = pages.client_network(pages.client_ip(request))
     if not counters.hit(engine, _counter_key(f"{family}:ip", ip), PER_IP):
         return True
     if not email:
