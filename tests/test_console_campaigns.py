@@ -389,3 +389,32 @@ def test_it_names_each_workshops_reminder_by_its_session(client: TestClient) -> 
     assert "připomínka 7 dní před akcí" in text
     # The ids are for campaign.toml and links, not for the text staff read.
     assert "prakticke-informace" not in re.sub(r"<[^>]*>", " ", page.text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown", "hidden"),
+    [
+        ("recruitment", "Vstoupilo do SDRUK", "Registrováno na akci"),
+        ("event", "Registrováno na akci", "Vstoupilo do SDRUK"),
+    ],
+)
+def test_the_funnel_ends_in_the_goal_the_campaign_pursues(
+    engine: Engine, tmp_path: Path, kind: str, shown: str, hidden: str
+) -> None:
+    """A recruitment run's funnel does not end in "registered for an event: 0", nor an
+    invitation's in "joined: 0"; a goal reached all the same is still shown."""
+    from mailer.events.stats import run_stats
+    from mailer.web.console.results import funnel_rows
+
+    load_contacts(engine, tmp_path)
+    with Session(engine) as session:
+        run = Run(campaign="c", step="launch", content={"kind": kind}, recipients=1)
+        session.add(run)
+        session.commit()
+        assert run.id is not None
+        stats = run_stats(session, run.id)
+    labels = {label for _, label, _, _, _ in funnel_rows(stats)}
+    assert shown in labels and hidden not in labels
+    stats.funnel = {**stats.funnel, "joined": 1, "registered": 1}
+    labels = {label for _, label, _, _, _ in funnel_rows(stats)}
+    assert {shown, hidden} <= labels

@@ -184,6 +184,7 @@ class RunStats:
     status: str
     tracking: str
     since: datetime  # when the run started: joinings and registrations count from here
+    kind: str = ""  # the campaign's kind (recruitment, event, newsletter): which goal it pursues
     recipients: int = 0
     queued: int = 0
     sent: int = 0
@@ -406,6 +407,7 @@ def _stats(session: Session, run: Run, recipients: list[RecipientResult]) -> Run
         status=run.status,
         tracking=str(content.get("tracking") or "individual"),
         since=credit_from(run),
+        kind=str(content.get("kind") or ""),
     )
     total = GroupStats(key="", label="celkem")
     total.add(recipients)

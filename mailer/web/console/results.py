@@ -74,7 +74,14 @@ def funnel_rows(stats: RunStats) -> list[tuple[str, str, int, str, int]]:
     bases = {"joined": max(1, stats.libraries)}
     if tracked:
         bases["opened"] = bases["clicked"] = max(1, stats.tracked_sent)
-    return [(*row, bases.get(row[0], sent)) for row in rows]
+    # The funnel ends in the goal the campaign pursues: an invitation to an event is not
+    # judged by joinings, nor a recruitment by registrations, unless it reached them anyway.
+    pursued = {"recruitment": "joined", "event": "registered"}.get(stats.kind)
+    return [
+        (*row, bases.get(row[0], sent))
+        for row in rows
+        if row[0] not in ("joined", "registered") or pursued in (None, row[0]) or row[2]
+    ]
 
 
 SERIES = (
