@@ -8,7 +8,7 @@ completed before the death) and counted.
 
 Every function here takes a Connection in an open transaction: the worker decides where
 transactions end (one per claim, one per group commit) and where they run (see
-mailer.delivery.send).
+mailer.delivery.worker_database).
 
 SQLite has one writer at a time, so a plain conditional UPDATE … RETURNING claims atomically
 (and a second worker would only wait its turn). PostgreSQL claims with

@@ -12,10 +12,10 @@ One worker = one asyncio loop + one database thread:
   most `concurrency` messages, and those come back flagged possible_duplicate when their lease
   is reclaimed. (A message killed before its dot is dropped by the server: never delivered.)
 
-Where database work runs: on PostgreSQL always on the database thread. On SQLite, claims and
-group commits run on the loop's own thread whenever the database is free that instant (a
-connection without busy timeout), else on the database thread, which waits its turn; the
-work is short, and the hop through the thread cost more than the work.
+Its parts live beside it: the pacer in mailer.delivery.pacing, what an SMTP result means in
+mailer.delivery.outcomes, the group commit of outcomes in mailer.delivery.recording, where the
+database work runs (the database thread, or inline on SQLite) in
+mailer.delivery.worker_database, composing ahead in mailer.delivery.compose_pool.
 
 Fault rules: 2xx sent; 4xx or no reply → retry with exponential backoff until max_attempts,
 then failed; 5xx from RCPT or DATA → failed, and 5.1.x (no such mailbox) also marks the contact
@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -45,7 +45,7 @@ from sqlalchemy import exc as sa_exc
 from mailer.compose.composer import Composer
 from mailer.delivery import limits as lim
 from mailer.delivery import outbox as ob
-from mailer.delivery import workers
+from mailer.delivery import recording, workers
 from mailer.delivery.compose_pool import (
     IN_PARENT,
     Built,
@@ -54,7 +54,20 @@ from mailer.delivery.compose_pool import (
     make_composer,
     recipient_of,
 )
+from mailer.delivery.outcomes import (
+    BOUNCED,
+    FAILED,
+    REQUEUE,
+    RETRY,
+    SENT,
+    SKIPPED,
+    Outcome,
+    judge,
+    pause_reason,
+)
+from mailer.delivery.pacing import Pacer
 from mailer.delivery.transport import NO_REPLY, SendResult, Transport
+from mailer.delivery.worker_database import WorkerDatabase, transient
 from mailer.models import RunStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -163,153 +176,7 @@ class Stats:
         }
 
 
-# --- pacing -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Place:
-    """What a message holds while it is sent: its domain's local and shared places."""
-
-    domain: str
-    slot: int | None = None
-
-
-class Pacer:
-    """The shared sending limits: a reservation in the database ledger before each message,
-    and a place among every worker's transactions to a destination domain (a local semaphore
-    first, so a worker never asks the database for more than its share)."""
-
-    def __init__(
-        self,
-        limits: lim.SendLimits,
-        reserve: Callable[[], Coroutine[Any, Any, float | None]] | None,
-        take_slot: Callable[[str], Coroutine[Any, Any, int | None]] | None = None,
-        release_slot: Callable[[int], Coroutine[Any, Any, None]] | None = None,
-    ) -> None:
-        self.limits = limits
-        self.reserve = reserve if limits.active else None
-        self.per_domain = limits.domain_concurrency
-        self.take_slot = take_slot if self.per_domain else None
-        self.release_slot = release_slot
-        self.domains: dict[str, asyncio.Semaphore] = {}
-        # One reservation at a time per worker: the others wait here, not on the lock row.
-        self._one = asyncio.Lock()
-        self.stopping = False
-
-    @property
-    def rate(self) -> float | None:
-        return self.limits.rate
-
-    async def acquire(self, domain: str) -> Place | None:
-        """Wait for a place; None when the worker stops first (nothing is held then)."""
-        place = Place(domain)
-        if self.per_domain:
-            sem = self.domains.get(domain)
-            if sem is None:
-                sem = self.domains[domain] = asyncio.Semaphore(self.per_domain)
-            await sem.acquire()
-        if self.take_slot is not None:
-            while place.slot is None:
-                if self.stopping:
-                    await self.release(place)
-                    return None
-                place.slot = await self.take_slot(domain)
-                if place.slot is None:
-                    await asyncio.sleep(0.05)  # another worker's transaction to this domain
-        if self.reserve is None:
-            return place
-        async with self._one:
-            while not self.stopping:
-                wait = await self.reserve()
-                if wait is None:
-                    break  # told to stop while the database was away
-                if wait <= 0:
-                    return place
-                # Ask again when a place frees up, or within a few seconds to notice a stop.
-                await asyncio.sleep(min(wait, 2.0))
-        await self.release(place)
-        return None
-
-    async def release(self, place: Place) -> None:
-        if place.slot is not None and self.release_slot is not None:
-            slot, place.slot = place.slot, None
-            await self.release_slot(slot)
-        if self.per_domain:
-            self.domains[place.domain].release()
-
-
-# --- outcomes ---------------------------------------------------------------------------------
-
-SENT, RETRY, FAILED, BOUNCED, REQUEUE, SKIPPED = (
-    "sent",
-    "retry",
-    "failed",
-    "bounced",
-    "requeue",
-    "skipped",
-)
-
-
-@dataclass(slots=True)
-class Outcome:
-    message: ob.Claimed
-    kind: str
-    text: str = ""
-    retry_at: datetime | None = None
-    enhanced: str = ""
-    # No reply at all (connection failed): the sender pauses before its next message.
-    no_reply: bool = False
-    done: asyncio.Future[None] | None = None
-
-
-def judge(result: SendResult) -> str:
-    """What a transport result means: sent, retry, failed, bounced, or policy (pause the run)."""
-    if result.ok:
-        return SENT
-    if result.stage in ("tls", "auth"):
-        # Our settings or our account, never a passing fault: the whole pool got the same no.
-        return "policy"
-    code = result.code
-    if code == NO_REPLY or 400 <= code < 500:
-        return RETRY
-    enhanced = result.enhanced
-    # Refusals of our account, our sender or our content as policy: not the recipient's fault.
-    if enhanced.startswith("5.7.") or code in (530, 534, 535, 538):
-        return "policy"
-    if result.stage in ("connect", "mail"):
-        return "policy"
-    if enhanced.startswith("5.1."):
-        return BOUNCED
-    return FAILED
-
-
-_STAGES = {
-    "connect": "při připojení",
-    "mail": "u adresy odesílatele",
-    "rcpt": "u adresy příjemce",
-    "data": "u obsahu zprávy",
-}
-
-
-def pause_reason(result: SendResult) -> str:
-    """Why a run pauses on a refusal that is ours to fix, in Czech, with what to do."""
-    if result.stage == "tls":
-        return (
-            f"Zabezpečené spojení (TLS) s odesílacím serverem nelze navázat: {result.message}. "
-            "Ověřte adresu serveru v SMTP_URL; server s vlastním certifikátem potřebuje "
-            "ca_file=cesta/k/ca.pem (validate_certs=false jen v důvěryhodné síti)."
-        )[:1000]
-    if result.stage == "auth":
-        return (
-            f"Odesílací server odmítl přihlášení ({result.code} {result.message}). Zkontrolujte "
-            "jméno a heslo v SMTP_URL. Další pokusy o přihlášení se zastavily, aby server účet "
-            "nezablokoval; po opravě rozesílku obnovte."
-        )[:1000]
-    where = _STAGES.get(result.stage, result.stage)
-    return f"Odesílací server odmítl odeslání ({where}): {result.describe()}"[:1000]
-
-
-class Worker:
+class Worker(WorkerDatabase):
     # Seconds between looks at the status of the runs being sent (pause/cancel by staff).
     STATUS_EVERY = 0.25
     # How long the recorder may wait for more outcomes before a group commit.
@@ -369,39 +236,6 @@ class Worker:
         self._host = workers.host_name()
         # Messages a recheck found gone after another sender had taken them: id → reason.
         self._gone: dict[int, str] = {}
-
-    # -- database thread --
-
-    async def _db_call(self, fn: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self.engine.begin() as conn:
-                return fn(conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._db, run)
-
-    async def _db_retry(self, fn: Callable[[Connection], T], what: str) -> T | None:
-        """`fn` in its own transaction, tried again with backoff while the database has a
-        transient fault (connection dropped, "database is locked", deadlock, failover): a
-        worker, the embedded one too, must outlive a database hiccup. None when the worker is
-        told to stop while waiting. Any other error is a bug and is raised."""
-        delay = 0.5
-        while True:
-            try:
-                return await self._db_call(fn)
-            except sa_exc.DBAPIError as exc:
-                if not _transient(exc):
-                    raise
-                log.warning(
-                    "%s selhalo kvůli dočasné chybě databáze (%s), zkouším znovu za %.1f s.",
-                    what,
-                    str(exc.orig or exc).strip().splitlines()[0][:200],
-                    delay,
-                )
-            if self._stop is not None and self._stop.is_set():
-                return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for((self._stop or asyncio.Event()).wait(), delay)
-            delay = min(delay * 2, 30.0)
 
     # -- public --
 
@@ -620,7 +454,7 @@ class Worker:
             if got is None:
                 got = await self._db_call(work)
         except sa_exc.DBAPIError as exc:
-            if not _transient(exc):
+            if not transient(exc):
                 raise
             log.warning(
                 "Převzetí zpráv z fronty selhalo kvůli dočasné chybě databáze (%s).",
@@ -744,7 +578,7 @@ class Worker:
                 try:
                     reason = await self._recheck(message)
                 except sa_exc.DBAPIError as exc:
-                    if not _transient(exc):
+                    if not transient(exc):
                         raise
                     # Unchecked means unsent: back to the queue, unblamed, claimed again later.
                     log.warning(
@@ -905,7 +739,7 @@ class Worker:
 
         def work(conn: Connection) -> dict[int, str]:
             now = utcnow()
-            _write(conn, wid, batch, now)
+            recording.write(conn, wid, batch, now)
             for run_id, reason in pauses.items():
                 ob.pause_run(conn, run_id, reason)
             if held:
@@ -941,43 +775,6 @@ class Worker:
         if self.on_progress and batch:
             self.on_progress(self.stats)
 
-    def _inline_call(self, fn: Callable[[Connection], T]) -> T | None:
-        """SQLite: `fn` in its own transaction on the event loop's own thread, when the
-        database is free this very instant; None when it is not (the caller then takes the
-        database thread, which waits its turn). `fn` never returns None.
-
-        Why: the worker's own database work (claims, group commits) is short, but the round
-        trip through the database thread (queue, wake-up, the GIL shared with the busy loop,
-        the loop's wake-up) took milliseconds, and every sender waits for a group commit
-        before handing over its next message. This connection has no busy timeout, so work
-        that would have to wait for another writer never blocks the loop."""
-        conn = self._inline
-        if conn is None:
-            return None
-        try:
-            with conn.begin():
-                return fn(conn)
-        except sa_exc.OperationalError as exc:
-            if _lock_wait(exc):
-                return None
-            raise
-
-    def _open_inline(self) -> None:
-        if self.engine.dialect.name != "sqlite":
-            return
-        conn = self.engine.connect()
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        driver.execute("PRAGMA busy_timeout = 0")
-        self._inline = conn
-
-    def _close_inline(self) -> None:
-        conn, self._inline = self._inline, None
-        if conn is not None:
-            # Not back to the pool with its busy timeout of zero: closed instead.
-            conn.invalidate()
-            conn.close()
-
     def _count(self, batch: list[Outcome]) -> None:
         s = self.stats
         for o in batch:
@@ -1009,71 +806,6 @@ class Worker:
             s.skipped,
             s.reclaimed,
         )
-
-
-def _lock_wait(exc: sa_exc.OperationalError) -> bool:
-    """SQLite's "database is locked" (SQLITE_BUSY or SQLITE_LOCKED, any extended code)."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (5, 6)
-
-
-def _transient(exc: sa_exc.DBAPIError) -> bool:
-    """A fault that passes: lost connection, lock timeout, deadlock, serialization failure
-    (psycopg's TransactionRollback is an OperationalError), SQLite's "database is locked"."""
-    return exc.connection_invalidated or isinstance(
-        exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
-    )
-
-
-def _write(conn: Connection, worker: str, batch: list[Outcome], now: datetime) -> None:
-    """One group commit of outcomes (the caller's transaction)."""
-    sent: list[tuple[int, str]] = []
-    retry: list[tuple[int, str, datetime]] = []
-    failed: list[tuple[int, str]] = []
-    requeue: list[int] = []
-    skipped: dict[str, list[int]] = {}
-    bounced: list[Outcome] = []
-    for o in batch:
-        m = o.message
-        if o.kind == SENT:
-            sent.append((m.id, o.text))
-        elif o.kind == RETRY:
-            assert o.retry_at is not None
-            retry.append((m.id, o.text, o.retry_at))
-        elif o.kind == FAILED:
-            failed.append((m.id, o.text))
-        elif o.kind == BOUNCED:
-            failed.append((m.id, o.text))
-            bounced.append(o)
-        elif o.kind == REQUEUE:
-            requeue.append(m.id)
-        elif o.kind == SKIPPED:
-            skipped.setdefault(o.text, []).append(m.id)
-    ob.mark_sent(conn, sent, now)
-    ob.mark_retry(conn, worker, retry)
-    ob.mark_failed(conn, worker, failed)
-    ob.release(conn, worker, requeue, now)
-    for reason, ids in skipped.items():
-        ob.mark_skipped(conn, ids, reason)
-    if bounced:
-        _record_bounces(conn, bounced, now)
-
-
-def _record_bounces(conn: Connection, bounced: list[Outcome], now: datetime) -> None:
-    # Through the one write path for contact changes caused by events: bounced, suppressed,
-    # and the contact's other waiting messages skipped, in this same transaction.
-    from mailer.events.record import BounceTarget, hard_bounce
-
-    session = ob.session_on(conn)
-    try:
-        for o in bounced:
-            m = o.message
-            contact_id = m.contact.id if m.contact is not None else None
-            target = BounceTarget(m.id, m.run_id, contact_id)
-            hard_bounce(session, target, status=o.enhanced or "5.1.1", diagnostic=o.text, now=now)
-        session.flush()
-    finally:
-        session.close()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -3,7 +3,7 @@ implementations (an SMTP connection pool over aiosmtplib, a capture folder of .e
 null sink for benchmarks).
 
 A transport never raises for a refused or failed message: it answers with a `SendResult` that
-says what the server (or the connection) said, and `mailer.delivery.send` decides what that
+says what the server (or the connection) said, and `mailer.delivery.outcomes` judges what that
 means for the recipient and the run.
 """
 
@@ -221,7 +221,7 @@ def parse_smtp_url(url: str) -> SMTPConfig:
     - pipelining=false: for a relay that offers PIPELINING but gets it wrong.
     A password is refused over a connection that is not certainly encrypted (implicit TLS or
     starttls=true) unless allow_insecure_auth=true. A certificate the client does not trust,
-    or a refused password, pauses the run with the reason (see mailer.delivery.send)."""
+    or a refused password, pauses the run with the reason (see mailer.delivery.outcomes)."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise TransportConfigError(f"SMTP_URL: neznámé schéma {parts.scheme!r} (smtp, smtps).")
