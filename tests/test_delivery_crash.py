@@ -143,9 +143,10 @@ def _kill_and_finish(
     assert all(all_rows[oid].possible_duplicate for oid in duplicated)
     p = progress(engine, run_id)
     assert p.status == "sent" and p.possible_duplicates >= len(duplicated)
+    # The killed workers composed in their pools (their compose processes were up when they
+    # were killed, `pool_processes` above); the final one may not start its pool at all when
+    # fewer than a chunk's worth of messages are left, so its own count proves nothing.
     assert summary["reclaimed"] >= 1
-    if compose_processes:
-        assert summary["composed_ahead"] > 0
     print(f"kills={kills} received={sum(received.values())} duplicates={extra} "
           f"flagged={p.possible_duplicates}")  # fmt: skip
 
