@@ -242,14 +242,15 @@ def check_tracking(settings: Any) -> Check:
     title = "Sledování otevření a kliknutí (TRACKING_WITHOUT_CONSENT)"
     if settings.tracking_without_consent == "anonymous":
         detail = (
-            "anonymous: jednotlivě sledujeme jen kontakty, které se sledováním souhlasily; "
-            "ostatní dostávají zprávy bez sledovacího obrázku a s anonymními odkazy."
+            "TRACKING_WITHOUT_CONSENT=anonymous: jednotlivě sledujeme jen kontakty, které se "
+            "sledováním souhlasily; ostatní dostávají zprávy bez sledovacího obrázku "
+            "a s anonymními odkazy."
         )
     else:
         detail = (
-            "individual: jednotlivě sledujeme všechny kontakty kromě těch, které sledování "
-            "odmítly (oprávněný zájem); přísnější výklad doporučení CNIL je "
-            "TRACKING_WITHOUT_CONSENT=anonymous."
+            "TRACKING_WITHOUT_CONSENT=individual: jednotlivě sledujeme všechny kontakty kromě "
+            "těch, které sledování odmítly (oprávněný zájem); přísnější výklad doporučení CNIL "
+            "je TRACKING_WITHOUT_CONSENT=anonymous."
         )
     return Check("tracking", title, Level.OK, detail)
 

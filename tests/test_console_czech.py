@@ -45,10 +45,12 @@ RAW_ID = re.compile(r"\b[a-z]+_id\b|\b[a-z]+_[a-z_]+:\s*\d+")
 WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Tokens that legitimately hold Latin-script ids: addresses, links, file names, codes.
 # TOML keys and tables named where staff are told what to fill in ([event], to_be_confirmed)
-# are such codes too, and so are header names (X-Forwarded-For, List-Unsubscribe).
+# are such codes too, and so are header names (X-Forwarded-For, List-Unsubscribe) and
+# settings with their values (TRACKING_WITHOUT_CONSENT=anonymous).
 TECHNICAL = re.compile(
     r"\S*[@/]\S*|\S+\.(csv|eml|json|mjml|toml|cz|example)\b|\b[A-Z]{2,}\d+\b"
     r"|\[[a-z_]+\]|\b[a-z]+(?:_[a-z]+)+\b|\b[A-Z][a-z]*(?:-[A-Z][a-z]*)+\b"
+    r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+(?:=[a-z]+)?"
 )
 
 

@@ -370,4 +370,4 @@ def test_it_says_who_is_tracked_individually(key_file: Path, policy: str) -> Non
     checks = run_doctor(settings, network=False)
     (tracking,) = [c for c in checks if c.key == "tracking"]
     assert tracking.level is Level.OK
-    assert tracking.detail.startswith(f"{policy}:")
+    assert tracking.detail.startswith(f"TRACKING_WITHOUT_CONSENT={policy}:")
