@@ -76,8 +76,13 @@ def test_it_loses_nothing_when_a_worker_composing_in_a_pool_is_killed(
     engine: Engine, configured: str, smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
     """The same with compose processes (mailer.delivery.compose_pool): the guarantee is the
-    same, and the pool processes of a killed worker exit by themselves."""
-    _kill_and_finish(engine, configured, smtp_server, tmp_path, compose_processes=1)
+    same, and the pool processes of a killed worker exit by themselves. Each incarnation waits
+    for its pool to start before it is killed, and sends all the while: a slower relay and a
+    longer run keep the run unfinished through the three kills however fast the machine."""
+    smtp_server.handler.data_delay = 0.01  # at most CONCURRENCY / 0.01 = 800 messages a second
+    _kill_and_finish(
+        engine, configured, smtp_server, tmp_path, compose_processes=1, recipients=5 * RECIPIENTS
+    )
 
 
 def _kill_and_finish(
@@ -87,8 +92,9 @@ def _kill_and_finish(
     tmp_path: Path,
     *,
     compose_processes: int,
+    recipients: int = RECIPIENTS,
 ) -> None:
-    add_contacts(engine, RECIPIENTS)
+    add_contacts(engine, recipients)
     run_id = launch(engine, blueprint()).run_id
     url = smtp_server.url()
     rng = random.Random(os.environ.get("CRASH_SEED", "4"))
@@ -109,7 +115,7 @@ def _kill_and_finish(
             # Its compose processes are up (the pool starts with the first full chunk).
             while len(_children(worker.pid)) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.5, 1.0))
+            time.sleep(rng.uniform(0.0, 0.3))
         if worker.poll() is None:
             pool_processes.update(_children(worker.pid))
             worker.send_signal(signal.SIGKILL)
@@ -123,7 +129,7 @@ def _kill_and_finish(
     if compose_processes:
         assert pool_processes
     assert kills >= 1, "the worker finished before it could be killed"
-    assert len(smtp_server.messages) < RECIPIENTS  # the kills really interrupted the run
+    assert len(smtp_server.messages) < recipients  # the kills really interrupted the run
 
     final = _worker(configured, tmp_path / "var", url, compose_processes)
     out, errors = final.communicate(timeout=120)
