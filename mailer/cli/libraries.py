@@ -56,16 +56,20 @@ def _print(result: JoinResult) -> None:
     console.print(_credit(result))
 
 
+# Which library a command records something for: the same argument for joining and leaving.
+LibraryArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="SIGLA_NEBO_ČÍSLO",
+        help="Sigla knihovny (např. BOA001) nebo její číslo z adresy stránky v konzoli.",
+        show_default=False,
+    ),
+]
+
+
 @app.command("join", short_help="Zaznamená vstup knihovny do SDRUK (jako konzole).")
 def join(
-    library: Annotated[
-        str,
-        typer.Argument(
-            metavar="SIGLA_NEBO_ČÍSLO",
-            help="Sigla knihovny (např. BOA001) nebo její číslo z adresy stránky v konzoli.",
-            show_default=False,
-        ),
-    ],
+    library: LibraryArgument,
     since: Annotated[
         str | None,
         typer.Option("--since", metavar="ROK", help="Členem od roku (výchozí: letošní rok)."),
@@ -116,14 +120,7 @@ def join(
 
 @app.command("leave", short_help="Zaznamená, že knihovna ze SDRUK vystoupila.")
 def leave(
-    library: Annotated[
-        str,
-        typer.Argument(
-            metavar="SIGLA_NEBO_ČÍSLO",
-            help="Sigla knihovny (např. BOA001) nebo její číslo z adresy stránky v konzoli.",
-            show_default=False,
-        ),
-    ],
+    library: LibraryArgument,
     note: Annotated[
         str, typer.Option("--note", metavar="TEXT", help="Poznámka k zápisu (např. odkud víte).")
     ] = "",
